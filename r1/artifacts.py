@@ -1,0 +1,102 @@
+"""Crash-safe file writes shared by training and evaluation.
+
+A GRPO run or an eval can be killed at any moment (SIGKILL, lost node). Every artifact is therefore written so the
+previous complete state stays readable: whole files go through write-to-temp + fsync + rename, and JSONL logs are
+appended one whole line at a time with flush + fsync. Readers drop a torn trailing line instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Replace `path` with `data` so a reader sees either the old or the new file, never a mix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def repair_jsonl(path: str | os.PathLike) -> int:
+    """Truncate a torn (unterminated or unparsable) last line left by a kill; returns the bytes removed."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    with open(path, "rb+") as f:
+        data = f.read()
+        keep = len(data)
+        if data and not data.endswith(b"\n"):
+            keep = data.rfind(b"\n") + 1
+        else:
+            # A complete-looking last line can still be garbage if the kill hit mid-write on some filesystems.
+            start = data.rfind(b"\n", 0, max(keep - 1, 0)) + 1
+            last = data[start:keep].strip()
+            if last:
+                try:
+                    json.loads(last)
+                except ValueError:
+                    keep = start
+        if keep != len(data):
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+        return len(data) - keep
+
+
+def append_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]] | dict[str, Any]) -> None:
+    """Append whole JSON lines and make them durable before returning."""
+    if isinstance(records, dict):
+        records = [records]
+    payload = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+    if not payload:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """Yield the records of a JSONL file, skipping a torn last line (never raising for one)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except ValueError:
+            if i >= len(lines) - 2:  # the torn last line of a killed writer
+                return
+            raise
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    return list(iter_jsonl(path))
