@@ -1,0 +1,174 @@
+"""Evaluation metrics over n samples per problem: avg@n, maj@n (cons@n), unbiased pass@k and run statistics.
+
+Definitions (DeepSeek-R1 reporting protocol):
+- avg@n ("pass@1" in the R1 paper): mean correctness over all n samples of all problems. It does not depend on n
+  beyond sampling noise — adding samples at a fixed correctness rate leaves it unchanged (cf. lighteval#771).
+- std@n: sample standard deviation (ddof=1) of the n per-sample-index accuracies (run j = sample j of every
+  problem); 0 when n == 1. It is the run-to-run spread a single-sample evaluation would show.
+- ci95@n: normal-approximation 95% interval over problems, mean ± 1.96·s/√P with s the (ddof=1) standard deviation
+  of the per-problem accuracies, clipped to [0, 1]; None when P < 2. AIME has only 30 problems: this is the width
+  that matters when comparing two models.
+- maj@n / cons@n: majority vote over the n extracted answers. Mathematically equal answers are one vote (clustered
+  with the rewards' equivalence check). Ties go to the answer that appeared first (smallest sample index). Empty
+  answers do not vote; a problem with no votes counts as wrong.
+- pass@k: the unbiased estimator 1 − C(n−c, k)/C(n, k) (Chen et al., 2021), averaged over problems, for k = 1, 2,
+  4, … ≤ n.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+# `same(candidate, representatives) -> [is candidate equal to representative i]` (batched to keep IPC cheap).
+Equivalence = Callable[[str, list[str]], list[bool]]
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """The graded outcome of one (problem, sample_index) generation."""
+
+    sample_index: int
+    answer: str
+    correct: bool
+    format_ok: bool
+    tokens: int
+    truncated: bool
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one problem with `c` correct out of `n` samples.
+
+    1 − C(n−c, k)/C(n, k) written as the product 1 − Π_{i=n−c+1..n} (1 − k/i), which never forms the huge binomials.
+    """
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def _std(xs: Sequence[float]) -> float:
+    """Sample standard deviation (ddof=1); 0 for fewer than two values."""
+    if len(xs) < 2:
+        return 0.0
+    m = _mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def normalize_answer(answer: str) -> str:
+    """Cheap string key for pre-clustering: drops whitespace, `$`, thin spaces, `\\left`/`\\right`, a final period."""
+    s = re.sub(r"\\left|\\right|\\[,;:! ]|\$", "", answer or "")
+    s = re.sub(r"\s+", "", s)
+    return s.rstrip(".")
+
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+def cluster_answers(answers: Sequence[str], same: Equivalence) -> list[list[int]]:
+    """Group positions of `answers` into clusters of mathematically equal answers, in order of first appearance.
+
+    Answers with the same normalised string are one cluster without asking `same`; the remaining distinct strings are
+    compared only against each cluster's representative (its first answer), and join the first cluster they equal.
+    Two plain integers are compared numerically without calling `same`. Empty answers are left out.
+    """
+    clusters: list[list[int]] = []
+    reps: list[str] = []  # normalised key of each cluster's representative
+    by_key: dict[str, int] = {}
+    for pos, answer in enumerate(answers):
+        key = normalize_answer(answer)
+        if not key:
+            continue
+        if key in by_key:
+            clusters[by_key[key]].append(pos)
+            continue
+        target = None
+        candidates = [j for j, rep in enumerate(reps) if not (_INT.fullmatch(key) and _INT.fullmatch(rep))]
+        for j, rep in enumerate(reps):  # integers: numeric comparison is exact and free
+            if _INT.fullmatch(key) and _INT.fullmatch(rep) and int(key) == int(rep):
+                target = j
+                break
+        if target is None and candidates:
+            verdicts = same(answers[pos], [answers[clusters[j][0]] for j in candidates])
+            target = next((j for j, ok in zip(candidates, verdicts, strict=True) if ok), None)
+        if target is None:
+            target = len(clusters)
+            clusters.append([])
+            reps.append(key)
+        clusters[target].append(pos)
+        by_key[key] = target
+    return clusters
+
+
+def majority_vote(answers: Sequence[str], same: Equivalence) -> int | None:
+    """Position of the representative of the most-voted cluster (ties: earliest first appearance); None if no votes."""
+    clusters = cluster_answers(answers, same)
+    if not clusters:
+        return None
+    best = max(clusters, key=len)  # max() keeps the first of equal lengths = earliest-appearing cluster
+    return best[0]
+
+
+def powers_of_two(n: int) -> list[int]:
+    ks, k = [], 1
+    while k <= n:
+        ks.append(k)
+        k *= 2
+    return ks
+
+
+def compute_metrics(problems: Sequence[Sequence[SampleResult]], same: Equivalence) -> dict[str, object]:
+    """All metrics for a benchmark: `problems[i]` holds the n graded samples of problem i (any order).
+
+    Every problem must have the same number of samples n. Keys carry n (`avg@16`, `maj@16`, `pass@8`, …).
+    """
+    if not problems:
+        raise ValueError("compute_metrics needs at least one problem")
+    ns = {len(p) for p in problems}
+    if len(ns) != 1 or 0 in ns:
+        raise ValueError(f"every problem needs the same, non-zero number of samples; got {sorted(ns)}")
+    n = ns.pop()
+    ordered = [sorted(p, key=lambda s: s.sample_index) for p in problems]
+    indices = {tuple(s.sample_index for s in p) for p in ordered}
+    if len(indices) != 1:
+        raise ValueError("problems were sampled at different sample indices")
+
+    per_problem = [_mean([float(s.correct) for s in p]) for p in ordered]
+    runs = [_mean([float(p[j].correct) for p in ordered]) for j in range(n)]
+    avg = _mean(per_problem)
+    ci: list[float] | None = None
+    if len(ordered) >= 2:
+        half = 1.96 * _std(per_problem) / math.sqrt(len(ordered))
+        ci = [max(0.0, avg - half), min(1.0, avg + half)]
+
+    maj = []
+    for p in ordered:
+        winner = majority_vote([s.answer for s in p], same)
+        maj.append(float(winner is not None and p[winner].correct))
+
+    samples = [s for p in ordered for s in p]
+    out: dict[str, object] = {
+        "num_problems": len(ordered),
+        "num_samples": n,
+        f"avg@{n}": avg,
+        f"std@{n}": _std(runs),
+        f"ci95@{n}": ci,
+        f"maj@{n}": _mean(maj),
+    }
+    for k in powers_of_two(n):
+        out[f"pass@{k}"] = _mean([pass_at_k(n, sum(s.correct for s in p), k) for p in ordered])
+    out["format_rate"] = _mean([float(s.format_ok) for s in samples])
+    out["mean_tokens"] = _mean([float(s.tokens) for s in samples])
+    out["truncation_rate"] = _mean([float(s.truncated) for s in samples])
+    out["tokens_generated"] = sum(s.tokens for s in samples)
+    return out
