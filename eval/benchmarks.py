@@ -1,0 +1,263 @@
+"""Small benchmark definitions (lm-eval-harness style): a name → a local file or a hub dataset, and its columns.
+
+A benchmark name resolves to `<data_dir>/<local_file>` when that file exists (`data_dir` = `--data-dir`, else the
+`R1_DATA_DIR` environment variable), otherwise to its hub dataset. Paths to `.jsonl`/`.json`/`.parquet` files with
+`problem` and `answer` columns are benchmarks too. Every way of failing is one line naming the fix, raised before
+any model is loaded. No torch here: eval validates its inputs in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class BenchmarkError(ValueError):
+    """Bad benchmark input; the message is one line saying what is wrong and how to fix it."""
+
+
+def gsm8k_answer(answer: Any) -> str:
+    """GSM8K's answer field is a worked solution ending in `#### 72`; keep the number (idempotent)."""
+    text = str(answer)
+    if "####" in text:
+        text = text.rsplit("####", 1)[1]
+    return text.strip().replace(",", "")
+
+
+def integer_answer(answer: Any) -> str:
+    """Competition answers stored as numbers (27.0, "025") become plain integer strings ("27", "25")."""
+    text = str(answer).strip()
+    if re.fullmatch(r"[-+]?\d+(\.0*)?", text):
+        return str(int(float(text))) if "." in text else str(int(text))
+    return text
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Where a benchmark lives and how its columns map to `problem` / `answer`.
+
+    `problem_column`/`answer_column` name the hub dataset's columns; local files normalised to `problem`/`answer`
+    are accepted as well. `answer_transform` turns a raw answer into the reference string (must be idempotent,
+    because local files may hold already-clean answers).
+    """
+
+    name: str
+    local_file: str | None
+    hub_id: str | None
+    hub_config: str | None = None
+    split: str = "test"
+    problem_column: str = "problem"
+    answer_column: str = "answer"
+    answer_transform: Callable[[Any], str] | None = None
+    description: str = ""
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in [
+        Benchmark(
+            "aime24",
+            "aime24.jsonl",
+            "HuggingFaceH4/aime_2024",
+            split="train",
+            answer_transform=integer_answer,
+            description="AIME 2024 I+II, 30 problems",
+        ),
+        Benchmark(
+            "aime25",
+            "aime25.jsonl",
+            "yentinglin/aime_2025",
+            split="train",
+            answer_transform=integer_answer,
+            description="AIME 2025 I+II, 30 problems",
+        ),
+        # math-ai/amc23: the 40 AMC 12 2023 (A+B) problems used by Qwen2.5-Math / SimpleRL (AI-MO's AMC set mixes
+        # in 2022); its text column is `question` and answers are floats such as 27.0.
+        Benchmark(
+            "amc23",
+            "amc23.jsonl",
+            "math-ai/amc23",
+            split="test",
+            problem_column="question",
+            answer_transform=integer_answer,
+            description="AMC 12 2023 A+B, 40 problems",
+        ),
+        Benchmark(
+            "math500",
+            "math500.jsonl",
+            "HuggingFaceH4/MATH-500",
+            split="test",
+            description="MATH-500 (PRM800K test split), 500 problems",
+        ),
+        Benchmark(
+            "gsm8k",
+            "gsm8k_test.jsonl",
+            "openai/gsm8k",
+            hub_config="main",
+            split="test",
+            problem_column="question",
+            answer_transform=gsm8k_answer,
+            description="GSM8K test, 1319 problems",
+        ),
+    ]
+}
+
+
+def is_offline() -> bool:
+    return any(
+        os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
+
+
+def default_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
+    """`data_dir` if given, else `$R1_DATA_DIR`, else None."""
+    value = data_dir if data_dir is not None else os.environ.get("R1_DATA_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def _looks_like_file(name: str) -> bool:
+    return name.lower().endswith(FILE_SUFFIXES) or "/" in name or os.sep in name or Path(name).exists()
+
+
+def resolve_benchmark(name_or_path: str, data_dir: str | os.PathLike | None = None) -> tuple[Benchmark, str]:
+    """Return `(benchmark, source)`: source is the absolute path of a local file, or the hub dataset id.
+
+    Raises BenchmarkError for an unknown name, a missing file, or a hub-only benchmark while offline (unless the
+    hub dataset is already in the local cache).
+    """
+    name = str(name_or_path).strip()
+    if name in BENCHMARKS:
+        bench = BENCHMARKS[name]
+        folder = default_data_dir(data_dir)
+        if folder is not None and bench.local_file and (folder / bench.local_file).is_file():
+            return bench, str((folder / bench.local_file).resolve())
+        if bench.hub_id is None or (is_offline() and not _hub_dataset_cached(bench.hub_id)):
+            where = f"{bench.local_file} not found in {folder}" if folder is not None else "no data dir set"
+            raise BenchmarkError(
+                f"benchmark {name!r} needs a local file offline ({where}); pass --data-dir DIR (or set R1_DATA_DIR) "
+                f"to a folder containing {bench.local_file}, or unset HF_HUB_OFFLINE/HF_DATASETS_OFFLINE to load {bench.hub_id}"
+            )
+        return bench, bench.hub_id
+    if _looks_like_file(name):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise BenchmarkError(
+                f"benchmark file {name!r} does not exist; pass an existing .jsonl/.json/.parquet file"
+            )
+        if path.suffix.lower() not in FILE_SUFFIXES:
+            raise BenchmarkError(
+                f"benchmark file {name!r} has an unsupported type; use .jsonl, .json or .parquet"
+            )
+        stem = path.name[: -len(path.suffix)]
+        return Benchmark(name=stem, local_file=str(path.resolve()), hub_id=None), str(path.resolve())
+    raise BenchmarkError(
+        f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)} or pass a .jsonl/.json/.parquet file with problem and answer columns"
+    )
+
+
+def _hub_dataset_cached(hub_id: str) -> bool:
+    """Whether the hub cache holds a copy of the dataset repo (then datasets can load it offline)."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover
+        return False
+    folder = Path(constants.HF_HUB_CACHE) / ("datasets--" + hub_id.replace("/", "--"))
+    return (folder / "snapshots").is_dir() and any((folder / "snapshots").iterdir())
+
+
+def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a .jsonl / .json (a list, or {"data": [...]}) / .parquet file into a list of dicts."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".jsonl":
+            rows = []
+            with open(path, encoding="utf-8") as f:
+                for lineno, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            rows.append(json.loads(line))
+                        except ValueError as e:
+                            raise BenchmarkError(
+                                f"{path}: line {lineno} is not valid JSON ({e.msg})"
+                            ) from None
+            return rows
+        if suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("data"), list):
+                data = data["data"]
+            if not isinstance(data, list):
+                raise BenchmarkError(f'{path}: expected a JSON list of records (or {{"data": [...]}})')
+            return data
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path).to_pylist()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BenchmarkError(f"cannot read {path}: {e}") from None
+    raise BenchmarkError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json or .parquet")
+
+
+def load_benchmark(
+    name_or_path: str, data_dir: str | os.PathLike | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Load a benchmark as `[{"id": str, "problem": str, "answer": str}, ...]` (first `limit` problems if set)."""
+    bench, source = resolve_benchmark(name_or_path, data_dir)
+    if bench.hub_id is not None and source == bench.hub_id:
+        rows = _load_hub(bench)
+        where = f"hub dataset {bench.hub_id}"
+    else:
+        rows = read_records(source)
+        where = f"benchmark file {source}"
+    if not rows:
+        raise BenchmarkError(f"{where} is empty (0 problems)")
+    columns = list(rows[0].keys())
+    problem_col = _pick_column(columns, bench.problem_column, "problem", where)
+    answer_col = _pick_column(columns, bench.answer_column, "answer", where)
+    out = []
+    for i, row in enumerate(rows):
+        problem, answer = row.get(problem_col), row.get(answer_col)
+        if problem is None or not str(problem).strip() or answer is None or not str(answer).strip():
+            raise BenchmarkError(f"{where}: record {i} has an empty {problem_col!r} or {answer_col!r}")
+        if bench.answer_transform is not None:
+            answer = bench.answer_transform(answer)
+        rid = row.get("id", row.get("unique_id", i))
+        out.append({"id": str(rid), "problem": str(problem), "answer": str(answer).strip()})
+    ids = [r["id"] for r in out]
+    if len(set(ids)) != len(ids):  # ids key resumable eval outputs: they must be unique
+        for i, r in enumerate(out):
+            r["id"] = str(i)
+    return out[:limit] if limit is not None else out
+
+
+def _pick_column(columns: list[str], preferred: str, fallback: str, where: str) -> str:
+    for c in (preferred, fallback):
+        if c in columns:
+            return c
+    raise BenchmarkError(
+        f"{where} has no {fallback!r} column (it has: {', '.join(columns)}); rename the column to {fallback!r}"
+    )
+
+
+def _load_hub(bench: Benchmark) -> list[dict[str, Any]]:
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(bench.hub_id, bench.hub_config, split=bench.split)
+    except Exception as e:  # network, auth, missing split: one line, not a traceback
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BenchmarkError(
+            f"cannot load hub dataset {bench.hub_id} for {bench.name!r} ({first}); pass --data-dir DIR with {bench.local_file} instead"
+        ) from None
+    return ds.to_list()
