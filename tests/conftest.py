@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths to the shared data sets and an isolated model cache."""
+"""Shared test fixtures: the path to the shared data sets; tests never reach a hub."""
 
 from __future__ import annotations
 
