@@ -9,8 +9,9 @@ Definitions (DeepSeek-R1 reporting protocol):
   of the per-problem accuracies, clipped to [0, 1]; None when P < 2. AIME has only 30 problems: this is the width
   that matters when comparing two models.
 - maj@n / cons@n: majority vote over the n extracted answers. Mathematically equal answers are one vote (clustered
-  with the rewards' equivalence check). Ties go to the answer that appeared first (smallest sample index). Empty
-  answers do not vote; a problem with no votes counts as wrong.
+  with the rewards' equivalence check, `rewards.cluster_answers`). Ties go to the answer that appeared first (smallest
+  sample index). Empty answers do not vote; a problem with no votes counts as wrong. The winner is graded by the
+  stored correctness of its first sample.
 - pass@k: the unbiased estimator 1 − C(n−c, k)/C(n, k) (Chen et al., 2021), averaged over problems, for k = 1, 2,
   4, … ≤ n.
 """
@@ -18,12 +19,13 @@ Definitions (DeepSeek-R1 reporting protocol):
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-# `same(candidate, representatives) -> [is candidate equal to representative i]` (batched to keep IPC cheap).
-Equivalence = Callable[[str, list[str]], list[bool]]
+# `cluster(answers) -> one cluster label per answer`, equal labels = mathematically equal answers
+# (eval passes `rewards.cluster_answers`: string-identical answers share a label for free, and each new distinct answer
+# is checked against one representative per cluster).
+Clusterer = Callable[[list[str]], list[int]]
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class SampleResult:
     sample_index: int
     answer: str
     correct: bool
-    format_ok: bool
+    format_score: float  # the format reward (1.0 = tags right)
     tokens: int
     truncated: bool
 
@@ -65,57 +67,17 @@ def _std(xs: Sequence[float]) -> float:
     return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
-def normalize_answer(answer: str) -> str:
-    """Cheap string key for pre-clustering: drops whitespace, `$`, thin spaces, `\\left`/`\\right`, a final period."""
-    s = re.sub(r"\\left|\\right|\\[,;:! ]|\$", "", answer or "")
-    s = re.sub(r"\s+", "", s)
-    return s.rstrip(".")
-
-
-_INT = re.compile(r"[+-]?\d+")
-
-
-def cluster_answers(answers: Sequence[str], same: Equivalence) -> list[list[int]]:
-    """Group positions of `answers` into clusters of mathematically equal answers, in order of first appearance.
-
-    Answers with the same normalised string are one cluster without asking `same`; the remaining distinct strings are
-    compared only against each cluster's representative (its first answer), and join the first cluster they equal.
-    Two plain integers are compared numerically without calling `same`. Empty answers are left out.
-    """
-    clusters: list[list[int]] = []
-    reps: list[str] = []  # normalised key of each cluster's representative
-    by_key: dict[str, int] = {}
-    for pos, answer in enumerate(answers):
-        key = normalize_answer(answer)
-        if not key:
-            continue
-        if key in by_key:
-            clusters[by_key[key]].append(pos)
-            continue
-        target = None
-        candidates = [j for j, rep in enumerate(reps) if not (_INT.fullmatch(key) and _INT.fullmatch(rep))]
-        for j, rep in enumerate(reps):  # integers: numeric comparison is exact and free
-            if _INT.fullmatch(key) and _INT.fullmatch(rep) and int(key) == int(rep):
-                target = j
-                break
-        if target is None and candidates:
-            verdicts = same(answers[pos], [answers[clusters[j][0]] for j in candidates])
-            target = next((j for j, ok in zip(candidates, verdicts, strict=True) if ok), None)
-        if target is None:
-            target = len(clusters)
-            clusters.append([])
-            reps.append(key)
-        clusters[target].append(pos)
-        by_key[key] = target
-    return clusters
-
-
-def majority_vote(answers: Sequence[str], same: Equivalence) -> int | None:
-    """Position of the representative of the most-voted cluster (ties: earliest first appearance); None if no votes."""
-    clusters = cluster_answers(answers, same)
-    if not clusters:
+def majority_vote(answers: Sequence[str], cluster: Clusterer) -> int | None:
+    """Position of the first answer of the most-voted cluster; ties go to the cluster that appeared first (smallest
+    sample index when `answers` are in sample order). Empty answers do not vote; None when nothing voted."""
+    labels = cluster(list(answers))
+    votes: dict[int, list[int]] = {}
+    for pos, (answer, label) in enumerate(zip(answers, labels, strict=True)):
+        if answer.strip():
+            votes.setdefault(label, []).append(pos)
+    if not votes:
         return None
-    best = max(clusters, key=len)  # max() keeps the first of equal lengths = earliest-appearing cluster
+    best = max(votes.values(), key=lambda members: (len(members), -members[0]))
     return best[0]
 
 
@@ -127,7 +89,7 @@ def powers_of_two(n: int) -> list[int]:
     return ks
 
 
-def compute_metrics(problems: Sequence[Sequence[SampleResult]], same: Equivalence) -> dict[str, object]:
+def compute_metrics(problems: Sequence[Sequence[SampleResult]], cluster: Clusterer) -> dict[str, object]:
     """All metrics for a benchmark: `problems[i]` holds the n graded samples of problem i (any order).
 
     Every problem must have the same number of samples n. Keys carry n (`avg@16`, `maj@16`, `pass@8`, …).
@@ -153,7 +115,7 @@ def compute_metrics(problems: Sequence[Sequence[SampleResult]], same: Equivalenc
 
     maj = []
     for p in ordered:
-        winner = majority_vote([s.answer for s in p], same)
+        winner = majority_vote([s.answer for s in p], cluster)
         maj.append(float(winner is not None and p[winner].correct))
 
     samples = [s for p in ordered for s in p]
@@ -167,7 +129,7 @@ def compute_metrics(problems: Sequence[Sequence[SampleResult]], same: Equivalenc
     }
     for k in powers_of_two(n):
         out[f"pass@{k}"] = _mean([pass_at_k(n, sum(s.correct for s in p), k) for p in ordered])
-    out["format_rate"] = _mean([float(s.format_ok) for s in samples])
+    out["format_rate"] = _mean([s.format_score for s in samples])
     out["mean_tokens"] = _mean([float(s.tokens) for s in samples])
     out["truncation_rate"] = _mean([float(s.truncated) for s in samples])
     out["tokens_generated"] = sum(s.tokens for s in samples)

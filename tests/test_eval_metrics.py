@@ -7,24 +7,24 @@ from fractions import Fraction
 
 import pytest
 
-from eval.metrics import SampleResult, cluster_answers, compute_metrics, majority_vote, pass_at_k
+from eval.metrics import SampleResult, compute_metrics, majority_vote, pass_at_k
 
 
-def numeric_same(a: str, reps: list[str]) -> list[bool]:
-    """A stand-in equivalence: equal as fractions ("0.5" == "1/2"); non-numbers never equal anything."""
+def numeric_same(answers: list[str]) -> list[int]:
+    """A stand-in for rewards.cluster_answers: equal as fractions ("0.5" == "1/2"), else equal as stripped strings."""
 
-    def val(s: str):
+    def key(s: str):
         try:
             return Fraction(s.replace(" ", ""))
         except (ValueError, ZeroDivisionError):
-            return None
+            return s.strip()
 
-    va = val(a)
-    return [va is not None and va == val(r) for r in reps]
+    labels: dict = {}
+    return [labels.setdefault(key(a), len(labels)) for a in answers]
 
 
 def sample(i: int, correct: bool, answer: str = "", fmt: bool = True, tokens: int = 10, trunc: bool = False):
-    return SampleResult(i, answer, correct, fmt, tokens, trunc)
+    return SampleResult(i, answer, correct, float(fmt), tokens, trunc)
 
 
 def test_pass_at_k_hand_values():
@@ -92,17 +92,14 @@ def test_order_of_samples_does_not_matter():
 
 def test_majority_counts_equal_answers_as_one_vote():
     # "1/2", "0.5" and " 0.5 " are one answer (3 votes) against "3" (2 votes) even though "3" is the most common string.
-    answers = ["3", "1/2", "0.5", "3", "0.5 "]
-    assert cluster_answers(answers, numeric_same) == [[0, 3], [1, 2, 4]]
-    assert majority_vote(answers, numeric_same) == 1
+    assert majority_vote(["3", "1/2", "0.5", "3", "0.5 "], numeric_same) == 1
 
 
 def test_majority_tie_goes_to_earliest_answer_and_empty_answers_do_not_vote():
     assert majority_vote(["7", "9", "9", "7"], numeric_same) == 0
+    assert majority_vote(["9", "7", "7", "9"], numeric_same) == 0
     assert majority_vote(["", "", "9"], numeric_same) == 2
     assert majority_vote(["", "  "], numeric_same) is None
-    # integers are compared numerically without the equivalence check
-    assert cluster_answers(["007", "7", "8"], lambda a, reps: [False] * len(reps)) == [[0, 1], [2]]
 
 
 def test_maj_metric_uses_correctness_of_winning_cluster():

@@ -1,0 +1,218 @@
+"""Batched completion generation for evaluation: a transformers backend (any device) and a vLLM backend (GPU).
+
+Reproducibility contract: the completion of a prompt depends only on the model, the prompt, the sampling settings
+and the per-row seed the caller passes — not on which other prompts share its batch, nor on the global RNG. Each row
+samples from its own `torch.Generator` (transformers) or its own request seed (vLLM), so a resumed evaluation
+regenerates exactly what an uninterrupted one would have. (Float results of a batched forward can still differ in
+the last bits between batch shapes; the runner therefore also keeps its batch plan fixed.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "transformers", "vllm")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated continuation: text (special tokens removed, EOS excluded), tokens generated (EOS included), and
+    whether it hit `max_new_tokens` before EOS."""
+
+    text: str
+    tokens: int
+    truncated: bool
+
+
+class Generator(Protocol):
+    name: str
+
+    def generate(
+        self, prompts: list[str], seeds: list[int], *, temperature: float, top_p: float, max_new_tokens: int
+    ) -> list[Completion]: ...
+
+
+def sample_seed(seed: int, problem_key: str, sample_index: int) -> int:
+    """A 63-bit seed for one (problem, sample) pair, independent of batching and of the order of the work."""
+    digest = hashlib.sha256(f"{seed}\x00{problem_key}\x00{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+def vllm_available() -> bool:
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_backend(requested: str) -> str:
+    """`auto` → vLLM when it is importable and a GPU is present, else transformers."""
+    if requested not in BACKENDS:
+        raise ValueError(f"unknown backend {requested!r}; choose one of: {', '.join(BACKENDS)}")
+    if requested == "auto":
+        return "vllm" if vllm_available() else "transformers"
+    if requested == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise ValueError("--backend vllm needs vLLM: pip install 'r1-zero[vllm]', or use --backend transformers")
+    return requested
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+    ids: list[int] = []
+    for source in (getattr(getattr(model, "generation_config", None), "eos_token_id", None), tokenizer.eos_token_id):
+        for i in source if isinstance(source, (list, tuple)) else [source]:
+            if i is not None and int(i) not in ids:
+                ids.append(int(i))
+    if not ids:
+        raise ValueError("the tokenizer and the model's generation config define no EOS token")
+    return ids
+
+
+class _PerRowSampler:
+    """Logits processor that samples each row with its own generator (temperature, top-p), then masks every other
+    token so the (greedy) decoding step picks exactly the sampled one."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float):
+        import torch
+
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.temperature = temperature
+        self.top_p = top_p
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            # nucleus: keep the most likely tokens until their mass reaches top_p (the top token always stays)
+            probs, order = probs.sort(dim=-1, descending=True)
+            probs = probs * ((probs.cumsum(-1) - probs) < self.top_p)
+        else:
+            order = None
+        cdf = probs.cumsum(-1)
+        u = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in self.generators])
+        u = (u.to(cdf.device, cdf.dtype) * cdf[:, -1]).unsqueeze(-1)
+        pick = torch.searchsorted(cdf, u).clamp_(max=cdf.shape[-1] - 1)  # first index with cdf >= u: positive mass
+        if order is not None:
+            pick = order.gather(-1, pick)
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(-1, pick, 0.0)
+
+
+class TransformersGenerator:
+    """Generates with `model.generate`: whole batches, left padding, KV cache, per-row seeded sampling.
+
+    Works on a model already in memory (the training demo) and restores its train/eval mode afterwards. The model's
+    own generation_config (repetition penalties, top_k, …) is ignored so numbers depend only on the eval settings.
+    """
+
+    name = "transformers"
+
+    def __init__(self, model: Any, tokenizer: Any):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.eos_ids = _eos_ids(model, tokenizer)
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad) if pad is not None else self.eos_ids[0]
+
+    def _left_pad(self, prompts: list[str]) -> tuple[Any, Any]:
+        import torch
+
+        ids = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]  # as TRL tokenizes text prompts
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, x in enumerate(ids):
+            if x:
+                input_ids[row, width - len(x) :] = torch.tensor(x)
+                mask[row, width - len(x) :] = 1
+        return input_ids, mask
+
+    def generate(
+        self, prompts: list[str], seeds: list[int], *, temperature: float, top_p: float, max_new_tokens: int
+    ) -> list[Completion]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        if len(prompts) != len(seeds):
+            raise ValueError("one seed per prompt")
+        if not prompts:
+            return []
+        input_ids, mask = self._left_pad(prompts)
+        device = next(self.model.parameters()).device
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=False,  # sampling happens in _PerRowSampler; the decoding step then takes its only finite token
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id,
+            use_cache=True,
+        )
+        processors = LogitsProcessorList([_PerRowSampler(seeds, temperature, top_p)] if temperature > 0 else [])
+        model_config, was_training = self.model.generation_config, self.model.training
+        self.model.generation_config = GenerationConfig()  # no inherited penalties / suppressions / top_k
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                out = self.model.generate(
+                    input_ids=input_ids.to(device),
+                    attention_mask=mask.to(device),
+                    generation_config=config,
+                    logits_processor=processors,
+                )
+        finally:
+            self.model.generation_config = model_config
+            self.model.train(was_training)
+        new = out[:, input_ids.shape[1] :].tolist()
+        eos = set(self.eos_ids)
+        kept, counts, truncated = [], [], []
+        for row in new:
+            end = next((i for i, t in enumerate(row) if t in eos), None)
+            kept.append(row if end is None else row[:end])
+            counts.append(len(row) if end is None else end + 1)
+            truncated.append(end is None)
+        texts = self.tokenizer.batch_decode(kept, skip_special_tokens=True)
+        return [Completion(t, n, tr) for t, n, tr in zip(texts, counts, truncated, strict=True)]
+
+
+class VLLMGenerator:
+    """vLLM backend (GPU): one request per (problem, sample) with its own seed; prompts go in as token ids tokenized
+    exactly like the transformers backend, so both backends see identical inputs."""
+
+    name = "vllm"
+
+    def __init__(self, model_path: str, tokenizer: Any, *, dtype: str = "auto", trust_remote_code: bool = False):
+        from vllm import LLM  # lazy: optional dependency, GPU only
+
+        self.tokenizer = tokenizer
+        self.llm = LLM(model=model_path, dtype=dtype, trust_remote_code=trust_remote_code)
+
+    def generate(
+        self, prompts: list[str], seeds: list[int], *, temperature: float, top_p: float, max_new_tokens: int
+    ) -> list[Completion]:
+        from vllm import SamplingParams
+
+        ids = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
+        params = [
+            SamplingParams(
+                n=1,
+                temperature=temperature,
+                top_p=top_p if temperature > 0 else 1.0,
+                top_k=-1,
+                repetition_penalty=1.0,
+                max_tokens=max_new_tokens,
+                seed=s,
+                skip_special_tokens=True,
+            )
+            for s in seeds
+        ]
+        outs = self.llm.generate([{"prompt_token_ids": x} for x in ids], params, use_tqdm=False)
+        return [
+            Completion(o.outputs[0].text, len(o.outputs[0].token_ids), o.outputs[0].finish_reason == "length")
+            for o in outs
+        ]

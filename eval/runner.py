@@ -1,0 +1,334 @@
+"""Programmatic evaluation: generate n samples per problem, grade them with the training rewards, compute metrics.
+
+Used by the `python -m eval` CLI and by the training demo (model already in memory):
+
+    from eval.runner import evaluate
+    m = evaluate(model, tokenizer, problems, "oneshot", num_samples=4, temperature=0.6, max_new_tokens=64)
+    m["avg@4"], m["maj@4"], m["pass@1"], m["format_rate"]
+
+Grading is the training rewards' code, unchanged: the template's pre-filled prefix is re-attached to each completion
+(`with_prefill`), `rewards.extract_answer` picks the answer, `rewards.verify_batch` compares it to the reference and
+`rewards.format_reward` scores the tags.
+
+With `output_dir`, every graded sample is appended to `output_dir/samples.jsonl` as soon as its batch finishes, and
+a rerun with the same settings continues where a killed run stopped. "Same metrics as an uninterrupted run" rests on:
+(1) each (problem, sample_index) samples from its own seed, so its completion does not depend on batching or on what
+was already done; (2) the batch plan is a fixed function of the problem list and batch size, and an unfinished batch
+is regenerated whole, so even the floating-point batch shapes repeat; (3) grades are stored with the samples, never
+recomputed; (4) metrics are computed from the stored samples ordered by (problem, sample_index), independent of the
+file order; (5) `settings.json` pins everything that changes a number, and a mismatch is refused, never mixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from eval.generation import Completion, Generator, TransformersGenerator, sample_seed
+from eval.metrics import SampleResult, compute_metrics
+from r1.artifacts import append_jsonl, atomic_write_json, iter_jsonl, repair_jsonl
+from r1.templates import Template, get_template, with_prefill
+
+logger = logging.getLogger(__name__)
+
+SAMPLES_FILE = "samples.jsonl"
+SETTINGS_FILE = "settings.json"
+# Settings that change the numbers: a resumed run must match all of them. (batch_size only changes float rounding.)
+PINNED = ("model", "template", "num_samples", "temperature", "top_p", "max_new_tokens", "seed", "backend", "dtype")
+
+
+class SettingsMismatchError(ValueError):
+    """An output folder holds samples made with other settings; the message says which and what to do."""
+
+
+def run_settings(
+    *,
+    model: str,
+    template: str,
+    num_samples: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    seed: int,
+    backend: str,
+    dtype: str,
+    batch_size: int,
+) -> dict[str, Any]:
+    """The settings recorded in settings.json / results.json (built the same way by the CLI and by `evaluate`)."""
+    return {
+        "model": model,
+        "template": template,
+        "num_samples": int(num_samples),
+        "temperature": float(temperature),
+        "top_p": float(top_p),
+        "max_new_tokens": int(max_new_tokens),
+        "seed": int(seed),
+        "backend": backend,
+        "dtype": dtype,
+        "batch_size": int(batch_size),
+    }
+
+
+def validate_settings(settings: dict[str, Any]) -> None:
+    """Raise ValueError (one line) for settings no evaluation can use."""
+    if settings["num_samples"] <= 0:
+        raise ValueError(f"--num-samples must be >= 1 (got {settings['num_samples']})")
+    if settings["max_new_tokens"] <= 0:
+        raise ValueError(f"--max-new-tokens must be >= 1 (got {settings['max_new_tokens']})")
+    if settings["batch_size"] <= 0:
+        raise ValueError(f"--batch-size must be >= 1 (got {settings['batch_size']})")
+    if settings["temperature"] < 0:
+        raise ValueError(f"--temperature must be >= 0 (got {settings['temperature']})")
+    if not 0 < settings["top_p"] <= 1:
+        raise ValueError(f"--top-p must be in (0, 1] (got {settings['top_p']})")
+    get_template(settings["template"])
+
+
+def problems_sha256(problems: Sequence[dict[str, Any]]) -> str:
+    """Content hash of a problem list (used when no data file hash is given)."""
+    h = hashlib.sha256()
+    for p in problems:
+        h.update(json.dumps([str(p.get("id", "")), p["problem"], str(p["answer"])], ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+def check_output_dir(
+    output_dir: str | Path, settings: dict[str, Any], benchmark: str, data_sha256: str, *, resume: bool = True
+) -> None:
+    """Refuse to mix: raise SettingsMismatchError if `output_dir` holds samples made with other settings or data.
+
+    Cheap (reads two small files); the CLI calls it before loading any weights.
+    """
+    out = Path(output_dir)
+    samples, recorded = out / SAMPLES_FILE, out / SETTINGS_FILE
+    has_samples = samples.exists() and samples.stat().st_size > 0
+    if has_samples and not resume:
+        raise SettingsMismatchError(f"{out} already holds {SAMPLES_FILE}; resume it, or pick a new output folder")
+    if not recorded.exists():
+        if has_samples:
+            raise SettingsMismatchError(
+                f"{samples} exists but {recorded} is missing, so its settings cannot be checked; use a new output folder"
+            )
+        return
+    try:
+        old = json.loads(recorded.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise SettingsMismatchError(f"cannot read {recorded} ({e}); use a new output folder") from None
+    diffs = [f"{k}: {old['settings'].get(k)!r} -> {settings.get(k)!r}" for k in PINNED if old["settings"].get(k) != settings.get(k)]
+    old_sha = old.get("benchmarks", {}).get(benchmark, {}).get("data_sha256")
+    if old_sha is not None and old_sha != data_sha256:
+        diffs.append(f"{benchmark} data sha256: {old_sha[:12]}… -> {data_sha256[:12]}…")
+    if diffs:
+        raise SettingsMismatchError(
+            f"{out} holds samples made with other settings ({'; '.join(diffs)}); rerun with the recorded settings "
+            "or use a new --output folder"
+        )
+    if old["settings"].get("batch_size") != settings.get("batch_size"):
+        logger.warning(
+            "batch size changed (%s -> %s): completions are still seeded per sample, but float rounding may differ",
+            old["settings"].get("batch_size"),
+            settings.get("batch_size"),
+        )
+
+
+def _record_settings(output_dir: Path, settings: dict[str, Any], benchmark: str, data_sha256: str) -> None:
+    path = output_dir / SETTINGS_FILE
+    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"benchmarks": {}}
+    old["settings"] = {**old.get("settings", {}), **settings}
+    old["benchmarks"][benchmark] = {"data_sha256": data_sha256}
+    atomic_write_json(path, old)
+
+
+def grade(completions: Sequence[str], references: Sequence[str], template: Template) -> list[dict[str, Any]]:
+    """Grade generated texts exactly as the training rewards do. Returns answer / correct / format per completion.
+
+    `correct` is None when the reference itself cannot be parsed (counted as wrong, reported separately).
+    """
+    from rewards import extract_answer, format_reward, verify_batch
+
+    texts = with_prefill(list(completions), template.prefill)
+    answers = [extract_answer(t) for t in texts]
+    correct = verify_batch(answers, [str(r) for r in references])
+    fmt = format_reward(completions=texts)
+    return [
+        {"answer": a, "correct": None if c is None else bool(c), "format": float(f or 0.0)}
+        for a, c, f in zip(answers, correct, fmt, strict=True)
+    ]
+
+
+def _problem_keys(problems: Sequence[dict[str, Any]]) -> list[str]:
+    """Stable per-problem keys: the `id` column when present and unique, else the position."""
+    ids = [p.get("id") for p in problems]
+    if all(i is not None for i in ids) and len({str(i) for i in ids}) == len(ids):
+        return [str(i) for i in ids]
+    if any(i is not None for i in ids):
+        logger.warning("problem ids are missing or not unique; keying samples by position instead")
+    return [str(i) for i in range(len(problems))]
+
+
+def _as_generator(model: Any, tokenizer: Any) -> Generator:
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        return TransformersGenerator(model, tokenizer)
+    return model  # already a Generator (e.g. the CLI's VLLMGenerator)
+
+
+def _model_id(model: Any) -> str:
+    inner = getattr(model, "model", model)
+    return str(getattr(getattr(inner, "config", None), "_name_or_path", "") or type(inner).__name__)
+
+
+def _model_dtype(model: Any) -> str:
+    inner = getattr(model, "model", model)
+    return str(getattr(inner, "dtype", "auto")).replace("torch.", "")
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    problems: Sequence[dict[str, Any]],
+    template: str = "r1_zero",
+    *,
+    num_samples: int = 1,
+    temperature: float = 0.6,
+    top_p: float = 0.95,
+    max_new_tokens: int = 1024,
+    seed: int = 0,
+    batch_size: int = 16,
+    output_dir: str | Path | None = None,
+    resume: bool = True,
+    benchmark: str = "custom",
+    model_id: str | None = None,
+    dtype: str | None = None,
+    data_sha256: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate `model` on `problems` (dicts with `problem`, `answer`, optional `id`) and return the metrics dict.
+
+    `model` is a loaded transformers model (generation runs in it, batched, KV cache) or a `Generator` (e.g. the
+    CLI's vLLM backend). `temperature=0` is greedy. Keys: `avg@n`, `std@n`, `ci95@n`, `maj@n`, `pass@k` (k = 1, 2,
+    4, … ≤ n), `format_rate`, `mean_tokens`, `truncation_rate`, `tokens_generated`, `num_problems`, `num_samples`,
+    `unusable_references`, `wall_time_s`, `settings`.
+    """
+    if not problems:
+        raise ValueError(f"benchmark {benchmark!r} has no problems")
+    gen = _as_generator(model, tokenizer)
+    tmpl = get_template(template)
+    settings = run_settings(
+        model=model_id or _model_id(model),
+        template=template,
+        num_samples=num_samples,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        backend=gen.name,
+        dtype=dtype or _model_dtype(model),
+        batch_size=batch_size,
+    )
+    validate_settings(settings)
+    if temperature == 0 and num_samples > 1:
+        logger.warning("temperature 0 is greedy: all %d samples of a problem will be identical", num_samples)
+    data_sha256 = data_sha256 or problems_sha256(problems)
+    keys = _problem_keys(problems)
+    key_set = set(keys)
+
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    samples_path = None
+    if output_dir is not None:
+        out = Path(output_dir)
+        check_output_dir(out, settings, benchmark, data_sha256, resume=resume)
+        out.mkdir(parents=True, exist_ok=True)
+        samples_path = out / SAMPLES_FILE
+        if repair_jsonl(samples_path):
+            logger.warning("dropped a torn last line from %s (the previous run was killed mid-write)", samples_path)
+        _record_settings(out, settings, benchmark, data_sha256)
+        for r in iter_jsonl(samples_path):
+            k = (str(r.get("id")), int(r.get("sample_index", -1)))
+            if r.get("benchmark") == benchmark and k[0] in key_set and 0 <= k[1] < num_samples:
+                done.setdefault(k, r)
+        if done:
+            logger.info("%s: resuming, %d of %d samples already in %s", benchmark, len(done), len(keys) * num_samples, samples_path)
+
+    prompts = [tmpl.render(str(p["problem"]), tokenizer) for p in problems]
+    pairs = [(i, j) for i in range(len(problems)) for j in range(num_samples)]
+    plan = [pairs[s : s + batch_size] for s in range(0, len(pairs), batch_size)]
+    remaining = {keys[i]: sum((keys[i], j) not in done for j in range(num_samples)) for i in range(len(problems))}
+
+    bar = _progress(benchmark, len(problems), sum(v == 0 for v in remaining.values()), progress)
+    start, new_tokens = time.time(), 0
+    try:
+        for batch in plan:
+            if all((keys[i], j) in done for i, j in batch):
+                continue
+            completions: list[Completion] = gen.generate(
+                [prompts[i] for i, _ in batch],
+                [sample_seed(seed, keys[i], j) for i, j in batch],
+                temperature=temperature,
+                top_p=top_p,
+                max_new_tokens=max_new_tokens,
+            )
+            grades = grade([c.text for c in completions], [problems[i]["answer"] for i, _ in batch], tmpl)
+            records = []
+            for (i, j), c, g in zip(batch, completions, grades, strict=True):
+                if (keys[i], j) in done:  # regenerated only to repeat the batch shape; keep the stored sample
+                    continue
+                rec = {
+                    "benchmark": benchmark,
+                    "id": keys[i],
+                    "sample_index": j,
+                    "completion": c.text,
+                    "answer": g["answer"],
+                    "reference": str(problems[i]["answer"]),
+                    "correct": g["correct"],
+                    "format": g["format"],
+                    "tokens": c.tokens,
+                    "truncated": c.truncated,
+                }
+                records.append(rec)
+                done[(keys[i], j)] = rec
+                remaining[keys[i]] -= 1
+                new_tokens += c.tokens
+                bar.update(int(remaining[keys[i]] == 0))
+            if samples_path is not None:
+                append_jsonl(samples_path, records)
+            bar.set_postfix_str(f"{new_tokens / max(time.time() - start, 1e-9):.0f} tok/s", refresh=True)
+    finally:
+        bar.close()
+    wall = time.time() - start
+
+    results = [
+        [_as_result(done[(k, j)]) for j in range(num_samples)] for k in keys
+    ]
+    from rewards import cluster_answers
+
+    metrics = compute_metrics(results, cluster_answers)
+    metrics["unusable_references"] = sum(done[(k, 0)]["correct"] is None for k in keys)
+    metrics["wall_time_s"] = wall
+    metrics["tokens_generated_this_run"] = new_tokens
+    metrics["data_sha256"] = data_sha256
+    metrics["settings"] = settings
+    return metrics
+
+
+def _as_result(r: dict[str, Any]) -> SampleResult:
+    return SampleResult(
+        sample_index=int(r["sample_index"]),
+        answer=str(r.get("answer") or ""),
+        correct=bool(r.get("correct")),
+        format_score=float(r.get("format") or 0.0),
+        tokens=int(r.get("tokens", 0)),
+        truncated=bool(r.get("truncated")),
+    )
+
+
+def _progress(desc: str, total: int, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="problem", disable=not enabled, dynamic_ncols=True)
