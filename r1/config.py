@@ -1,0 +1,530 @@
+"""Run configuration: YAML presets plus command-line overrides, checked before anything heavy happens.
+
+A run is described by three dataclasses, parsed together TRL-style (`TrlParser`): `ScriptArguments` (data, task,
+template, rewards, held-out evaluation), `ModelArguments` (which model, dtype) and `R1GRPOConfig` (TRL's
+`GRPOConfig` plus our fields: dynamic sampling, overlong shaping, artifact cadence, $/GPU-hour). The YAML file sets
+defaults, `--field value` on the command line overrides them.
+
+Every mistake we can see without weights is a `ConfigError` with one line that names the problem and the fix: an
+unknown key (with the closest valid one), a bad value, a batch that `num_generations` does not divide, a template or
+reward name that does not exist. The entry point prints that line and exits 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trl import GRPOConfig
+
+TASKS = ("math", "countdown", "arithmetic")
+CONFIG_FILE_NAME = "r1_config.yaml"  # written into output_dir; `python -m eval --model OUTPUT_DIR` reads `template`
+DEFAULT_REFLECTION_WORDS = (
+    "wait",
+    "let me check",
+    "check again",
+    "verify",
+    "double-check",
+    "re-evaluate",
+    "re-examine",
+    "recheck",
+    "hmm",
+    "alternatively",
+    "mistake",
+)
+
+
+class ConfigError(Exception):
+    """A configuration mistake; the message is one line that says what is wrong and how to fix it."""
+
+
+@dataclass
+class ScriptArguments:
+    """What to train on and how it is scored (open-r1 / TRL option names)."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "Hub dataset id or local .jsonl/.json/.parquet file. Required for task=math."},
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    dataset_split: str = field(default="train", metadata={"help": "Dataset split to train on."})
+    problem_column: str = field(default="problem", metadata={"help": "Column holding the problem text."})
+    answer_column: str = field(default="answer", metadata={"help": "Column holding the reference answer."})
+    min_level: int | None = field(default=None, metadata={"help": "Keep problems with level >= this (MATH)."})
+    max_level: int | None = field(default=None, metadata={"help": "Keep problems with level <= this (MATH)."})
+    dedupe: bool = field(default=True, metadata={"help": "Drop exact-duplicate problems."})
+    decontaminate: bool = field(
+        default=True, metadata={"help": "Drop training problems that overlap the evaluation benchmarks."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep at most this many problems."})
+    template: str = field(default="r1_zero", metadata={"help": "Prompt template (see r1.templates.TEMPLATES)."})
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["accuracy", "format"],
+        metadata={"help": "Reward function names (rewards.REWARD_FUNCS, plus soft_overlong)."},
+    )
+    task: str = field(
+        default="math",
+        metadata={"help": "math (a dataset), countdown or arithmetic (problems generated on the fly, seeded)."},
+    )
+    task_size: int = field(default=10000, metadata={"help": "Number of generated training problems."})
+    task_seed: int = field(default=0, metadata={"help": "Seed of the generator (the held-out set uses seed + 1)."})
+    task_level: list[int] | None = field(
+        default=None, metadata={"help": "Arithmetic: difficulty level(s) 1-5 (r1.tasks.ARITHMETIC_LEVELS); overrides ops/operands."}
+    )
+    task_ops: list[str] | None = field(
+        default=None, metadata={"help": "Operations to draw from (arithmetic default: +; countdown: + - * /)."}
+    )
+    task_max_operand: int = field(default=9, metadata={"help": "Arithmetic: operands are drawn from 0..max."})
+    task_num_operands: int = field(default=2, metadata={"help": "Arithmetic: operands per problem."})
+    countdown_num_numbers: list[int] = field(
+        default_factory=lambda: [3, 4], metadata={"help": "Countdown: how many numbers a problem has (choices)."}
+    )
+    countdown_min_number: int = field(default=1, metadata={"help": "Countdown: smallest number."})
+    countdown_max_number: int = field(default=100, metadata={"help": "Countdown: largest number."})
+    countdown_max_target: int = field(default=100, metadata={"help": "Countdown: largest target."})
+    heldout_size: int = field(
+        default=0,
+        metadata={"help": "Generated tasks: held-out problems (disjoint from training) evaluated before/after (0 = skip)."},
+    )
+    heldout_num_samples: int = field(default=4, metadata={"help": "Samples per held-out problem (avg@n)."})
+    heldout_temperature: float = field(default=0.6, metadata={"help": "Sampling temperature of the held-out avg@n."})
+    heldout_max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Held-out generation length (default: max_completion_length)."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start fresh in an output_dir that holds an earlier run (its artifacts are deleted)."},
+    )
+    dry_run: bool = field(
+        default=False, metadata={"help": "Validate everything that can be validated without weights, print, exit."}
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reward_funcs, str):
+            self.reward_funcs = [self.reward_funcs]
+        for name in ("task_ops", "task_level", "countdown_num_numbers"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, list):
+                setattr(self, name, [value])
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)} (got {self.task!r})")
+        if self.task == "math" and not self.dataset_name:
+            raise ConfigError("task=math needs dataset_name (a hub id or a local .jsonl/.parquet file)")
+        for name in ("task_size", "heldout_num_samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.heldout_size < 0:
+            raise ConfigError(f"heldout_size must be >= 0 (got {self.heldout_size})")
+        if not self.reward_funcs:
+            raise ConfigError("reward_funcs is empty; name at least one reward, e.g. --reward_funcs accuracy format")
+
+
+@dataclass
+class ModelArguments:
+    """Which model to train. Names are resolved by `r1.models.resolve_model` (same names as the eval CLI)."""
+
+    model_name_or_path: str = field(
+        default="embedded:smollm2-135m",
+        metadata={"help": "Hub id, local folder, embedded:smollm2-135m or tiny:{qwen2,llama,deepseek-v3}."},
+    )
+    model_revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit)."})
+    dtype: str = field(default="auto", metadata={"help": "Weights dtype: auto, float32, bfloat16, float16."})
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "Attention kernel, e.g. sdpa, flash_attention_2, eager."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16"):
+            raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16 (got {self.dtype!r})")
+
+
+@dataclass
+class R1GRPOConfig(GRPOConfig):
+    """TRL's `GRPOConfig` plus what r1-zero adds on top of `GRPOTrainer`."""
+
+    dynamic_sampling: bool = field(
+        default=False,
+        metadata={"help": "DAPO dynamic sampling: drop groups whose rewards are all equal, refill with new prompts."},
+    )
+    dynamic_sampling_max_rounds: int = field(
+        default=4, metadata={"help": "Extra generation rounds per step to refill the batch before giving up."}
+    )
+    dynamic_sampling_metric: str = field(
+        default="reward",
+        metadata={"help": "What must vary within a group: 'reward' (weighted sum) or one reward function's name."},
+    )
+    overlong_buffer_len: int = field(
+        default=0,
+        metadata={"help": "DAPO soft overlong punishment buffer (tokens) for the soft_overlong reward; 0 = off."},
+    )
+    sample_log_steps: int = field(
+        default=10, metadata={"help": "Write sample completions to samples.jsonl every N steps (0 = never)."}
+    )
+    sample_log_count: int = field(default=8, metadata={"help": "Samples written per dump."})
+    plot_every_s: float = field(
+        default=30.0, metadata={"help": "Refresh curves.png at most this often (seconds); always at the end."}
+    )
+    gpu_hour_cost: float = field(
+        default=2.5, metadata={"help": "$ per GPU-hour for the cost estimate in summary.json."}
+    )
+    reflection_words: list[str] = field(
+        default_factory=lambda: list(DEFAULT_REFLECTION_WORDS),
+        metadata={"help": "Words counted per step as the 'aha moment' signal."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_completion_length is not None and self.max_completion_length <= 0:
+            raise ConfigError(
+                f"max_completion_length must be > 0 (got {self.max_completion_length}); e.g. --max_completion_length 512"
+            )
+        if self.dynamic_sampling_max_rounds < 0:
+            raise ConfigError(f"dynamic_sampling_max_rounds must be >= 0 (got {self.dynamic_sampling_max_rounds})")
+        if self.overlong_buffer_len < 0:
+            raise ConfigError(f"overlong_buffer_len must be >= 0 (got {self.overlong_buffer_len})")
+        if isinstance(self.reflection_words, str):
+            self.reflection_words = [self.reflection_words]
+        # transformers 5 renamed gradient_checkpointing -> activation_checkpointing; TRL (and our presets) use the
+        # old name. Resolve it here so the old name works without a warning and a CLI override of it is not ignored.
+        for old, new in (("gradient_checkpointing", "activation_checkpointing"),
+                         ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):
+            if getattr(self, new, None) is not None and getattr(self, old) is not None and getattr(self, new) != getattr(self, old):
+                raise ConfigError(f"{old} and {new} disagree; set only {old}")
+            if getattr(self, new, None) is None:
+                setattr(self, new, getattr(self, old))
+        # TRL turns bf16 on by default; on a machine without a GPU that is an error, so default to fp32 there.
+        if self.bf16 is None and not self.fp16 and not self.use_cpu and not _has_accelerator():
+            self.bf16 = False
+        try:
+            super().__post_init__()
+        except ValueError as e:
+            if "divisible by num_generations" in str(e):
+                raise ConfigError(self._batch_message()) from None
+            raise
+
+    def _batch_message(self) -> str:
+        return (
+            f"num_generations ({self.num_generations}) must divide the generation batch ({self.generation_batch_size} "
+            f"= per_device_train_batch_size {self.per_device_train_batch_size} x {self.world_size} processes x "
+            f"steps_per_generation {self.steps_per_generation}); change one of them"
+        )
+
+
+DATACLASSES = (ScriptArguments, ModelArguments, R1GRPOConfig)
+ALGORITHM_FIELDS = (
+    "loss_type",
+    "beta",
+    "scale_rewards",
+    "epsilon",
+    "epsilon_high",
+    "num_generations",
+    "num_iterations",
+    "temperature",
+    "top_p",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "max_completion_length",
+    "mask_truncated_completions",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "steps_per_generation",
+    "generation_batch_size",
+    "gradient_checkpointing",
+    "bf16",
+    "reward_weights",
+    "dynamic_sampling",
+    "dynamic_sampling_metric",
+    "overlong_buffer_len",
+    "max_steps",
+    "num_train_epochs",
+    "logging_steps",
+    "save_steps",
+    "seed",
+    "use_vllm",
+    "output_dir",
+)
+# Aliases, secrets and per-machine values that a saved config must not pin.
+NEVER_WRITTEN = ("activation_checkpointing", "activation_checkpointing_kwargs", "hub_token", "use_cpu", "local_rank")
+# Fields GRPOConfig derives from others: written back only when the user set them (both set is an error in TRL).
+DERIVED_FIELDS = ("generation_batch_size", "steps_per_generation")
+
+
+@dataclass
+class RunConfig:
+    """The parsed run: the three dataclasses plus where they came from."""
+
+    script: ScriptArguments
+    model: ModelArguments
+    training: R1GRPOConfig
+    config_path: str | None
+    user_keys: set[str]
+    debug: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """Flat mapping that `--config` accepts again: script and model options, and training fields that differ
+        from GRPOConfig's defaults or that the user set. Derived fields are left out unless set explicitly."""
+        out: dict[str, Any] = {}
+        for obj in (self.script, self.model):
+            for f in dataclasses.fields(obj):
+                if f.name != "dry_run":
+                    out[f.name] = _plain(getattr(obj, f.name))
+        defaults = _normalised_defaults()
+        as_dict = self.training.to_dict()
+        for f in dataclasses.fields(self.training):
+            if not f.init or f.name.startswith("_") or f.name not in as_dict or f.name in NEVER_WRITTEN:
+                continue
+            value = _plain(as_dict[f.name])
+            if f.name in DERIVED_FIELDS and f.name not in self.user_keys:
+                continue
+            if f.name in self.user_keys or f.name in ALGORITHM_FIELDS or value != defaults.get(f.name):
+                if _is_serialisable(value):
+                    out[f.name] = value
+        return out
+
+    def summary_lines(self) -> list[str]:
+        """Human-readable resolved settings (printed by --dry_run and at the start of a run)."""
+        t = self.training
+        lines = [f"config: {self.config_path or '(none)'}"] + [f"note: {n}" for n in self.notes]
+        lines.append("script: " + ", ".join(f"{f.name}={getattr(self.script, f.name)!r}" for f in dataclasses.fields(self.script) if f.name != "dry_run"))
+        lines.append("model: " + ", ".join(f"{f.name}={getattr(self.model, f.name)!r}" for f in dataclasses.fields(self.model)))
+        lines.append("training: " + ", ".join(f"{k}={_plain(getattr(t, k))!r}" for k in ALGORITHM_FIELDS))
+        prompts = t.generation_batch_size // t.num_generations
+        lines.append(
+            f"batch: {t.world_size} process(es) x {t.per_device_train_batch_size} per device x {t.steps_per_generation} "
+            f"steps/generation = {t.generation_batch_size} completions = {prompts} prompt(s) x {t.num_generations} "
+            "samples per generation round"
+        )
+        extra = sorted(k for k in self.user_keys if k not in ALGORITHM_FIELDS and hasattr(t, k))
+        if extra:
+            lines.append("other training fields set: " + ", ".join(f"{k}={_plain(getattr(t, k))!r}" for k in extra))
+        return lines
+
+
+_DEFAULTS_CACHE: dict[str, Any] = {}
+
+
+def _normalised_defaults() -> dict[str, Any]:
+    """A default R1GRPOConfig as `to_dict()` shows it (after TRL's and transformers' __post_init__ rewrites)."""
+    if not _DEFAULTS_CACHE:
+        import tempfile
+
+        cfg = R1GRPOConfig(output_dir=tempfile.gettempdir(), bf16=False)
+        _DEFAULTS_CACHE.update({k: _plain(v) for k, v in cfg.to_dict().items()})
+    return _DEFAULTS_CACHE
+
+
+def _plain(value: Any) -> Any:
+    """Enums to their values, tuples to lists, so the YAML round-trips."""
+    import enum
+
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _is_serialisable(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, list):
+        return all(_is_serialisable(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_serialisable(v) for k, v in value.items())
+    return False
+
+
+def valid_keys() -> list[str]:
+    return sorted({f.name for cls in DATACLASSES for f in dataclasses.fields(cls) if f.init})
+
+
+def did_you_mean(key: str, choices: list[str] | tuple[str, ...]) -> str:
+    match = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _make_parser():
+    from trl import TrlParser
+
+    class _Parser(TrlParser):
+        def error(self, message: str):  # argparse would print usage and exit; we want one line
+            raise ConfigError(f"bad command-line option: {message}")
+
+    return _Parser(DATACLASSES, allow_abbrev=False)
+
+
+def _split_meta_args(argv: list[str]) -> tuple[list[str], str | None, bool]:
+    """Pull out `--config PATH` and a bare `--debug` (TrainingArguments.debug with a value is left alone)."""
+    args, config, debug = [], None, False
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--config":
+            if i + 1 >= len(argv):
+                raise ConfigError("--config needs a path, e.g. --config recipes/configs/demo.yaml")
+            config = argv[i + 1]
+            i += 2
+            continue
+        if a.startswith("--config="):
+            config = a.split("=", 1)[1]
+        elif a == "--debug" and (i + 1 >= len(argv) or argv[i + 1].startswith("--")):
+            debug = True
+        else:
+            args.append(a)
+        i += 1
+    return args, config, debug
+
+
+def load_yaml_config(path: str) -> dict[str, Any]:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {path!r} not found; presets live in recipes/configs/")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path!r} is not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path!r} must be a YAML mapping of option: value")
+    return data
+
+
+def _check_cli_flags(parser: Any, args: list[str], keys: list[str]) -> None:
+    known = {s for a in parser._actions for s in a.option_strings}
+    for a in args:
+        if a.startswith("--") and len(a) > 2:
+            flag = a.split("=", 1)[0]
+            if flag not in known and flag.replace("-", "_") not in known:
+                name = flag[2:]
+                raise ConfigError(f"unknown option {flag!r}{did_you_mean(name, keys)}; see --help for valid options")
+
+
+def _cli_keys(args: list[str]) -> set[str]:
+    keys = set()
+    for a in args:
+        if a.startswith("--"):
+            k = a[2:].split("=", 1)[0].replace("-", "_")
+            keys.add(k[3:] if k.startswith("no_") and k[3:] in valid_keys() else k)
+    return keys
+
+
+def parse_args(argv: list[str] | None = None, default_config: str | None = None) -> RunConfig:
+    """Parse `--config FILE` plus `--field value` overrides into a RunConfig, or raise ConfigError (one line)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, config_path, debug = _split_meta_args(argv)
+    debug = debug or os.environ.get("R1_DEBUG", "") not in ("", "0")
+    config_path = config_path or default_config
+    config = load_yaml_config(config_path) if config_path else {}
+
+    env = config.pop("env", None)
+    if env is not None:
+        if not isinstance(env, dict):
+            raise ConfigError("`env` in the config must be a mapping of VARIABLE: value")
+        for k, v in env.items():
+            os.environ[str(k)] = str(v)
+    keys = valid_keys()
+    for key in config:
+        if key not in keys:
+            raise ConfigError(
+                f"unknown key {key!r} in {config_path}{did_you_mean(str(key), keys)}; "
+                "valid keys are the fields of ScriptArguments, ModelArguments and R1GRPOConfig (see --help)"
+            )
+
+    parser = _make_parser()
+    _check_cli_flags(parser, args, keys)
+    parser.set_defaults_with_config(**config)
+    notes = []
+    if _wants_dry_run(config, args) and not _has_accelerator():
+        # bf16 presets are meant for GPUs; a dry run on a CPU-only machine still validates everything else.
+        parser.set_defaults_with_config(use_cpu=True)
+        notes.append("dry run without a GPU: device checks (bf16 support) skipped, use_cpu assumed")
+    try:
+        *objs, remaining = parser.parse_args_into_dataclasses(args=args, return_remaining_strings=True)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        if "support bf16" in str(e):
+            raise ConfigError("bf16 is on but this machine has no bf16-capable GPU; pass --bf16 false (or run on a GPU)") from None
+        raise ConfigError(_one_line(e)) from None
+    if remaining:
+        raise ConfigError(f"unexpected argument {remaining[0]!r}; options look like --name value")
+    script, model, training = objs
+    user_keys = set(config) | _cli_keys(args)
+    if notes and not training.bf16:
+        notes = []
+    run = RunConfig(script, model, training, config_path, user_keys, debug, notes)
+    _check_cross_fields(run)
+    return run
+
+
+def _wants_dry_run(config: dict[str, Any], args: list[str]) -> bool:
+    from trl.scripts._hf_argparser import string_to_bool
+
+    for i, a in enumerate(args):
+        if a == "--dry_run":
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            if nxt is None or nxt.startswith("--"):
+                return True
+            try:
+                return bool(string_to_bool(nxt))
+            except Exception:
+                return True
+        if a.startswith("--dry_run="):
+            return a.split("=", 1)[1].lower() in ("1", "true", "yes", "y", "t")
+    return bool(config.get("dry_run"))
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _check_cross_fields(run: RunConfig) -> None:
+    s, t = run.script, run.training
+    if t.reward_weights is not None and len(t.reward_weights) != len(s.reward_funcs):
+        raise ConfigError(
+            f"reward_weights has {len(t.reward_weights)} values but reward_funcs has {len(s.reward_funcs)} "
+            f"({', '.join(s.reward_funcs)}); give one weight per reward"
+        )
+    metric = t.dynamic_sampling_metric
+    if metric != "reward" and metric not in s.reward_funcs:
+        raise ConfigError(
+            f"dynamic_sampling_metric {metric!r} is neither 'reward' nor one of reward_funcs ({', '.join(s.reward_funcs)})"
+        )
+    if "soft_overlong" in s.reward_funcs and t.overlong_buffer_len <= 0:
+        raise ConfigError("reward soft_overlong needs overlong_buffer_len > 0 (DAPO uses 4096 of a 20480 budget)")
+    if t.overlong_buffer_len >= (t.max_completion_length or 0) and t.overlong_buffer_len > 0:
+        raise ConfigError(
+            f"overlong_buffer_len ({t.overlong_buffer_len}) must be smaller than max_completion_length ({t.max_completion_length})"
+        )
+    if t.use_vllm:
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise ConfigError("use_vllm is set but vllm is not installed; pip install 'r1-zero[vllm]' or drop --use_vllm")
+    if s.heldout_size and s.task != "arithmetic":
+        raise ConfigError(
+            "heldout_size (before/after evaluation) is implemented for task=arithmetic; evaluate other runs with "
+            "python -m eval --model OUTPUT_DIR"
+        )

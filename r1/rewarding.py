@@ -1,0 +1,169 @@
+"""Glue between the reward functions in `rewards/` and the trainer.
+
+TRL calls each reward function once per generation round with the decoded completions. Three things must hold
+before those numbers become advantages, and they live here:
+
+- **Prefill re-attached.** A template that pre-fills `<think>` puts it in the prompt, so the model never generates
+  it; the rewards must see `prefill + completion`, or the format reward is stuck at 0.
+- **One bad sample cannot kill a run.** If a reward function raises, it is re-run sample by sample; the samples that
+  still raise (or return NaN/inf) score `None` (TRL turns it into NaN and leaves it out of the group baseline), and
+  are counted (`rewards/<name>/errors`). Never a crash, never a silent 0.
+- **A batch nobody could score stops the run.** If every reward of every completion is `None`, something is broken
+  (wrong answer column, a reward that always raises); `check_scored` raises `RewardError` with one clear line.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from r1.templates import with_prefill
+
+logger = logging.getLogger(__name__)
+
+EXTRA_REWARDS = ("soft_overlong",)
+
+
+class RewardError(RuntimeError):
+    """Rewards that cannot train anything (e.g. every completion unscorable); one line saying what and how to fix."""
+
+
+class SafeReward:
+    """A reward function wrapped for training: prefill re-attached, per-sample failures isolated and counted."""
+
+    def __init__(self, func: Callable[..., Sequence[float | None]], name: str, prefill: str = ""):
+        self.func = func
+        self.__name__ = name  # TRL names the metric `rewards/<__name__>/mean`
+        self.prefill = prefill
+        self.batch_errors = 0  # samples that failed in the last call
+        self.total_errors = 0
+        self._warned = 0
+
+    def __repr__(self) -> str:
+        return f"SafeReward({self.__name__})"
+
+    def __call__(self, prompts: list[Any] | None = None, completions: list[Any] | None = None, **kwargs: Any) -> list[float | None]:
+        completions = with_prefill(list(completions or []), self.prefill)
+        n = len(completions)
+        self.batch_errors = 0
+        try:
+            out = self._score(prompts, completions, kwargs)
+            if len(out) != n:
+                raise ValueError(f"returned {len(out)} rewards for {n} completions")
+        except Exception as e:  # isolate the sample(s) that fail
+            self._warn(f"raised on a batch of {n} ({type(e).__name__}: {e}); rescoring sample by sample")
+            out = [self._score_one(prompts, completions, kwargs, i) for i in range(n)]
+        clean: list[float | None] = []
+        for i, r in enumerate(out):
+            if r is None:
+                clean.append(None)
+                continue
+            try:
+                value = float(r)
+            except (TypeError, ValueError):
+                value = math.nan
+            if not math.isfinite(value):
+                self._count(f"returned a non-number ({r!r}) for sample {i}")
+                clean.append(None)
+            else:
+                clean.append(value)
+        return clean
+
+    def _score(self, prompts: Any, completions: list[Any], kwargs: dict[str, Any]) -> list[Any]:
+        return list(self.func(prompts=prompts, completions=completions, **kwargs))
+
+    def _score_one(self, prompts: Any, completions: list[Any], kwargs: dict[str, Any], i: int) -> Any:
+        n = len(completions)
+        one = {k: (v[i : i + 1] if isinstance(v, (list, tuple)) and len(v) == n else v) for k, v in kwargs.items()}
+        one_prompts = prompts[i : i + 1] if isinstance(prompts, (list, tuple)) and len(prompts) == n else prompts
+        try:
+            out = self._score(one_prompts, completions[i : i + 1], one)
+            if len(out) != 1:
+                raise ValueError(f"returned {len(out)} rewards for 1 completion")
+            return out[0]
+        except Exception as e:
+            self._count(f"raised on sample {i} ({type(e).__name__}: {e})")
+            return None
+
+    def _count(self, what: str) -> None:
+        self.batch_errors += 1
+        self.total_errors += 1
+        self._warn(what)
+
+    def _warn(self, what: str) -> None:
+        # The first few failures are logged in full; after that only the counter metric shows them.
+        if self._warned < 5:
+            self._warned += 1
+            logger.warning("reward %s %s; the sample scores None%s", self.__name__, what,
+                           " (further failures are only counted)" if self._warned == 5 else "")
+
+
+def known_reward_names() -> list[str]:
+    from rewards import REWARD_FUNCS
+
+    return list(REWARD_FUNCS) + [n for n in EXTRA_REWARDS if n not in REWARD_FUNCS]
+
+
+def check_reward_names(names: Sequence[str]) -> None:
+    """Raise ValueError (one line, closest valid name) for a reward name that does not exist."""
+    import difflib
+
+    known = known_reward_names()
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown reward {name!r}{hint}; known rewards: {', '.join(known)}")
+
+
+def build_reward_funcs(
+    names: Sequence[str],
+    *,
+    prefill: str = "",
+    max_completion_length: int | None = None,
+    overlong_buffer_len: int = 0,
+) -> list[SafeReward]:
+    """Reward functions by registry name, wrapped in `SafeReward`. `soft_overlong` is DAPO's soft overlong
+    punishment (TRL's implementation), which needs the length budget, so it is built here from the config."""
+    from rewards import get_reward_funcs
+
+    check_reward_names(names)
+    funcs: list[SafeReward] = []
+    for name in names:
+        if name == "soft_overlong":
+            from trl.rewards import get_soft_overlong_punishment
+
+            if not max_completion_length or overlong_buffer_len <= 0:
+                raise ValueError("reward soft_overlong needs max_completion_length and overlong_buffer_len > 0")
+            inner = get_soft_overlong_punishment(max_completion_length, overlong_buffer_len)
+            funcs.append(SafeReward(_ids_only(inner), name))  # works on token ids: no prefill needed
+        else:
+            (func,) = get_reward_funcs([name])
+            funcs.append(SafeReward(func, name, prefill))
+    return funcs
+
+
+def _ids_only(func: Callable[..., list[float]]) -> Callable[..., list[float]]:
+    def call(completion_ids: list[list[int]], **_: Any) -> list[float]:
+        return func(completion_ids=completion_ids)
+
+    return call
+
+
+def check_scored(rewards_per_func: Any, names: Sequence[str], step: int) -> None:
+    """Stop with a clear error when no completion of the batch got any reward (all NaN); warn when one reward
+    function scored nothing. `rewards_per_func` is the gathered (num_completions, num_funcs) tensor."""
+    import torch
+
+    nan = torch.isnan(rewards_per_func)
+    if nan.numel() and bool(nan.all()):
+        raise RewardError(
+            f"step {step}: every reward function returned None for all {rewards_per_func.shape[0]} completions "
+            f"({', '.join(names)}); check that the reward names fit the task and that the answer column holds "
+            "usable references"
+        )
+    for j, name in enumerate(names):
+        if nan.shape[0] and bool(nan[:, j].all()):
+            logger.warning("step %d: reward %s returned None for every completion of this batch", step, name)
