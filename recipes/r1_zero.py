@@ -197,10 +197,12 @@ def print_dry_run(run: Any, plan: Plan) -> None:
         first = plan.dataset[0]
         print(f"data: {len(plan.dataset)} problems ({plan.data_stats.get('source')}), columns {plan.dataset.column_names}")
         preview = plan.template.render(str(first["problem"]), None)
-        print("first prompt (without the model's chat template): " + preview.replace("\n", "\\n")[:400])
+        print("first prompt (without the model's chat template): " + preview.replace("\n", "\\n")[:1200])
     if plan.heldout is not None:
         print(f"held-out: {len(plan.heldout)} problems, avg@{run.script.heldout_num_samples} at T={run.script.heldout_temperature} and greedy")
-    print("dry run OK: configuration, template, rewards, data and model name are valid")
+    warned = sum(n.startswith("WARNING") for n in plan.notes)
+    tail = f" ({warned} warning(s) above: not verifiable offline)" if warned else ""
+    print(f"dry run OK: configuration, template, rewards, data and model name are valid{tail}")
 
 
 # ------------------------------------------------------------------------------------------------ training
