@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", default=None, help=f"prompt template; default: the one recorded in the model folder's {TRAINING_CONFIG_FILE}, else {DEFAULT_TEMPLATE}")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first K problems of each benchmark")
     p.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"], help="auto = vLLM when importable and a GPU is present")
-    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--output", default="eval_output", help="folder for results.json, samples.jsonl, settings.json")
     p.add_argument("--data-dir", default=None, help="folder with the benchmark files (default: $R1_DATA_DIR, else the hub)")
     p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing --output instead of resuming it")

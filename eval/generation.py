@@ -76,7 +76,14 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
 
 class _PerRowSampler:
     """Logits processor that samples each row with its own generator (temperature, top-p), then masks every other
-    token so the (greedy) decoding step picks exactly the sampled one."""
+    token so the (greedy) decoding step picks exactly the sampled one.
+
+    Sampling is by inverse CDF over the tokens in probability order, with one uniform draw per row and step. Top-p
+    looks at the `candidates` most likely tokens first (a top-k is far cheaper than sorting a 150k vocabulary) and
+    sorts the whole row only when those do not reach top_p — a per-row decision, so rows stay batch-independent.
+    """
+
+    candidates = 1024
 
     def __init__(self, seeds: list[int], temperature: float, top_p: float):
         import torch
@@ -85,22 +92,35 @@ class _PerRowSampler:
         self.temperature = temperature
         self.top_p = top_p
 
+    def _pick(self, probs: Any, order: Any, u: Any) -> Any:
+        """Inverse-CDF draw from `probs` (one row per sample; sorted descending when `order` maps them to tokens)."""
+        import torch
+
+        if self.top_p < 1.0:  # nucleus: keep tokens until their mass reaches top_p (the top token always stays)
+            probs = probs * ((probs.cumsum(-1) - probs) < self.top_p)
+        cdf = probs.cumsum(-1)
+        pick = torch.searchsorted(cdf, u.unsqueeze(-1) * cdf[:, -1:])  # first cdf >= u: a token with mass
+        pick = pick.clamp_(max=cdf.shape[-1] - 1)
+        return pick if order is None else order.gather(-1, pick)
+
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
-        if self.top_p < 1.0:
-            # nucleus: keep the most likely tokens until their mass reaches top_p (the top token always stays)
-            probs, order = probs.sort(dim=-1, descending=True)
-            probs = probs * ((probs.cumsum(-1) - probs) < self.top_p)
-        else:
-            order = None
-        cdf = probs.cumsum(-1)
+        logits = scores.float() / self.temperature
         u = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in self.generators])
-        u = (u.to(cdf.device, cdf.dtype) * cdf[:, -1]).unsqueeze(-1)
-        pick = torch.searchsorted(cdf, u).clamp_(max=cdf.shape[-1] - 1)  # first index with cdf >= u: positive mass
-        if order is not None:
-            pick = order.gather(-1, pick)
+        u = u.to(logits.device, logits.dtype)
+        if self.top_p >= 1.0:
+            pick = self._pick(torch.softmax(logits, dim=-1), None, u)
+        else:
+            lse = logits.logsumexp(dim=-1, keepdim=True)
+            top, order = logits.topk(min(self.candidates, logits.shape[-1]), dim=-1)
+            probs = (top - lse).exp()
+            short = probs.sum(-1) < self.top_p  # the nucleus reaches beyond the candidates: sort these rows fully
+            pick = torch.empty((logits.shape[0], 1), dtype=torch.long, device=logits.device)
+            pick[~short] = self._pick(probs[~short], order[~short], u[~short])
+            if short.any():
+                full, full_order = logits[short].sort(dim=-1, descending=True)
+                pick[short] = self._pick((full - lse[short]).exp(), full_order, u[short])
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(-1, pick, 0.0)
 
@@ -203,8 +223,6 @@ class VLLMGenerator:
                 n=1,
                 temperature=temperature,
                 top_p=top_p if temperature > 0 else 1.0,
-                top_k=-1,
-                repetition_penalty=1.0,
                 max_tokens=max_new_tokens,
                 seed=s,
                 skip_special_tokens=True,

@@ -86,8 +86,58 @@ def test_sampler_follows_temperature_and_top_p():
     assert torch.bincount(sharp, minlength=4).float().div(4000).sub(expect).abs().max() < 0.03
 
 
+def test_sampler_top_k_shortcut_equals_full_sort(monkeypatch):
+    """Rows whose nucleus fits in the top candidates and rows that need the full sort sample identically."""
+    scores = torch.randn(256, 50, generator=torch.Generator().manual_seed(0)) * 2
+    seeds = list(range(256))
+    full = _PerRowSampler(seeds, 0.8, 0.9)
+    full.candidates = 50
+    short = _PerRowSampler(seeds, 0.8, 0.9)
+    short.candidates = 4  # most rows need more than 4 tokens for 90% of the mass: the fallback path runs
+    for _ in range(3):
+        assert torch.equal(full(None, scores).argmax(-1), short(None, scores).argmax(-1))
+
+
 def test_backend_resolution_without_vllm():
     assert resolve_backend("transformers") == "transformers"
     assert resolve_backend("auto") in ("transformers", "vllm")
     with pytest.raises(ValueError):
         resolve_backend("tensorrt")
+
+
+def test_vllm_backend_sends_token_ids_and_per_request_seeds(monkeypatch, tiny):
+    """vLLM cannot run here; check the calls against a stand-in module with vLLM's API shape."""
+    import sys
+    import types
+
+    from eval.generation import VLLMGenerator
+
+    calls = {}
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            self.kw = kw
+
+    class LLM:
+        def __init__(self, **kw):
+            calls["init"] = kw
+
+        def generate(self, prompts, params, use_tqdm=True):
+            calls["prompts"], calls["params"] = prompts, params
+            out = types.SimpleNamespace
+            return [
+                out(outputs=[out(text=f"c{i}", token_ids=[5] * (i + 1), finish_reason="length" if i else "stop")])
+                for i in range(len(prompts))
+            ]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
+    _, tok = tiny
+    gen = VLLMGenerator("/models/m", tok, dtype="bfloat16")
+    got = gen.generate(PROMPTS[:2], [11, 22], temperature=0.6, top_p=0.95, max_new_tokens=7)
+    assert calls["init"]["model"] == "/models/m" and calls["init"]["dtype"] == "bfloat16"
+    assert calls["prompts"] == [{"prompt_token_ids": tok(p)["input_ids"]} for p in PROMPTS[:2]]
+    assert [p.kw["seed"] for p in calls["params"]] == [11, 22]
+    assert calls["params"][0].kw | {"seed": 0} == dict(
+        n=1, temperature=0.6, top_p=0.95, max_tokens=7, seed=0, skip_special_tokens=True
+    )
+    assert [(c.text, c.tokens, c.truncated) for c in got] == [("c0", 1, False), ("c1", 2, True)]
