@@ -1,1 +1,26 @@
+"""Rule-based rewards for R1-Zero training and evaluation (no torch, no transformers).
 
+Every reward function has TRL's signature: `f(completions, **dataset_columns)` -> one float (or None) per
+completion; completions are strings or chat-message lists; unknown keyword arguments are ignored.
+"""
+
+from rewards.accuracy import accuracy_reward
+from rewards.countdown import countdown_reward
+from rewards.extract import completion_text, extract_answer
+from rewards.formatting import format_reward, tag_count_reward
+from rewards.registry import REWARD_FUNCS, get_reward_funcs
+from rewards.verify import answers_equal, cluster_answers, verify_batch
+
+__all__ = [
+    "REWARD_FUNCS",
+    "accuracy_reward",
+    "answers_equal",
+    "cluster_answers",
+    "completion_text",
+    "countdown_reward",
+    "extract_answer",
+    "format_reward",
+    "get_reward_funcs",
+    "tag_count_reward",
+    "verify_batch",
+]

@@ -1,0 +1,136 @@
+"""Cheap checks that run in the calling process before anything reaches sympy.
+
+A model under RL pressure writes anything: megabytes of text, `9^{9^{9^9}}`, `100000!`, ten thousand nested braces.
+Some of these make sympy (or Python's own big-integer code) run for minutes inside C, where no signal can stop
+it; the verification workers would be killed by the hard timeout, but every kill costs a replacement process.
+These checks reject such answers in microseconds. They only look at the string (no parsing, no sympy) and only
+reject what no real final answer looks like, so verdicts on ordinary answers are unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+# The longest reference in MATH train has 159 characters; longer "answers" are not final answers.
+MAX_ANSWER_CHARS = 1000
+MAX_NESTING = 50  # bracket depth; real answers stay below 10
+MAX_RESULT_DIGITS = 100_000  # a numeric power with more digits than this is not an answer, it is an attack
+MAX_EXPONENT = 1_000_000  # x^{10^7} is not an answer either, whatever x is
+MAX_FACTORIAL = 10_000
+
+# C0 controls except tab/newline/CR, DEL, C1 controls, and UTF-16 surrogates (a lone one cannot even be encoded).
+_BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_POWER_RE = re.compile(r"\^|\*\*")
+_DIGITS_BEFORE_RE = re.compile(r"(\d+)\s*[)}]*\s*$")
+_TOWER_RE = re.compile(r"\d+(?:(?:\^|\*\*)\d+)*")
+_CHAIN_RE = re.compile(r"\d+(?:\s*(?:\^|\*\*)\s*[{(]?\s*\d+[\s)}]*)*")
+_FACTORIAL_RE = re.compile(r"(\d+)\s*!")
+_GROUP_FACTORIAL_RE = re.compile(r"[)}\]]\s*!")
+
+
+def sanitize(text: str) -> str:
+    """Drop control characters and lone surrogates so the text always encodes (JSON, UTF-8) and regexes behave."""
+    return _BAD_CHARS_RE.sub("", text)
+
+
+def too_complex(answer: str) -> str | None:
+    """Why `answer` must not be given to sympy (a short reason), or None when it looks like a normal answer."""
+    if len(answer) > MAX_ANSWER_CHARS:
+        return f"longer than {MAX_ANSWER_CHARS} characters"
+    if _nesting_depth(answer) > MAX_NESTING:
+        return f"nested deeper than {MAX_NESTING}"
+    if ("^" in answer or "**" in answer) and _huge_power(answer):
+        return "astronomically large power"
+    if "!" in answer and _huge_factorial(answer):
+        return "astronomically large factorial"
+    return None
+
+
+def _nesting_depth(text: str) -> int:
+    depth = best = 0
+    for ch in text:
+        if ch in "{([":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "})]" and depth:
+            depth -= 1
+    return best
+
+
+def _exponent_text(text: str, start: int) -> str:
+    """The exponent that begins at `start`: a `{…}`/`(…)` group, a digit run, or a single token."""
+    while start < len(text) and text[start] == " ":
+        start += 1
+    if start >= len(text):
+        return ""
+    opener = text[start]
+    if opener in "{(":
+        closer = "}" if opener == "{" else ")"
+        depth = 0
+        for i in range(start, len(text)):
+            if text[i] == opener:
+                depth += 1
+            elif text[i] == closer:
+                depth -= 1
+                if depth == 0:
+                    return text[start + 1 : i]
+        return text[start + 1 :]
+    # 9**9**9 and 9^9^9 are right-associative: the exponent is the whole chain
+    m = _CHAIN_RE.match(text, start)
+    return m.group() if m else text[start : start + 1]
+
+
+def _log10_tower(text: str) -> float | None:
+    """log10 of a purely numeric power tower like `9^{9^9}` (braces/parens/spaces ignored), else None."""
+    flat = re.sub(r"[{}()\s]", "", text).lstrip("+-")  # 3^{-10^9} costs as much as 3^{10^9}
+    if not _TOWER_RE.fullmatch(flat):
+        return None
+    parts = [int(p) if len(p) < 300 else 10**300 for p in re.split(r"\^|\*\*", flat)]
+    log_value = math.log10(parts[-1]) if parts[-1] > 0 else -math.inf  # evaluate right to left: a^(b^(c))
+    for base in reversed(parts[:-1]):
+        if base in (0, 1):
+            log_value = 0.0 if base == 1 else -math.inf
+            continue
+        exponent = 10**log_value if log_value < 300 else math.inf
+        log_value = exponent * math.log10(base)
+    return log_value
+
+
+def _huge_power(text: str) -> bool:
+    for m in _POWER_RE.finditer(text):
+        exponent = _exponent_text(text, m.end())
+        log_exp = _log10_tower(exponent)
+        if log_exp is None:
+            continue  # symbolic exponent: sympy keeps it symbolic; the worker timeout covers the rest
+        if log_exp > math.log10(MAX_EXPONENT):
+            return True
+        base = _DIGITS_BEFORE_RE.search(text, 0, m.start())
+        if base and base.group(1).lstrip("0") not in ("", "1"):
+            digits = 10**log_exp * math.log10(int(base.group(1)[:300]))
+            if digits > MAX_RESULT_DIGITS:
+                return True
+    return False
+
+
+def _huge_factorial(text: str) -> bool:
+    for m in _FACTORIAL_RE.finditer(text):
+        if len(m.group(1)) > 6 or int(m.group(1)) > MAX_FACTORIAL:
+            return True
+    # A factorial of a bracketed expression that itself holds a power or factorial: (10^9)!, (5!)!
+    for m in _GROUP_FACTORIAL_RE.finditer(text):
+        closer = text[m.start()]
+        opener = {")": "(", "}": "{", "]": "["}[closer]
+        depth, i = 0, m.start()
+        while i >= 0:
+            if text[i] == closer:
+                depth += 1
+            elif text[i] == opener:
+                depth -= 1
+                if depth == 0:
+                    break
+            i -= 1
+        group = text[max(i, 0) : m.start()]
+        if "^" in group or "!" in group or "**" in group or re.search(r"\d{5,}", group):
+            return True
+    return False

@@ -1,0 +1,611 @@
+"""Math equivalence that never hangs and never raises: math-verify in a pool of worker processes.
+
+Why processes, and why these: sympy can run for minutes (or forever, inside C where signals do not reach) on a
+hostile answer, and merely printing a parsed power tower hangs. math-verify's own timeout uses `signal.alarm`,
+which only works in the main thread (verl once scored every answer 0 because that error was swallowed). So
+grading happens in `python -m rewards._worker` processes started with `subprocess` (no multiprocessing: a spawn
+pool breaks in scripts without a main guard, REPLs and `python -`, and fork is unsafe in a threaded torch
+process). Each item gets a hard deadline (`timeout`, default 2 s, env `R1_VERIFY_TIMEOUT`) from the moment a
+ready worker receives it; a worker past it is killed and replaced (the replacement's start-up is not charged to
+any item) and the item is False. On an overloaded machine a worker that got less than half the timeout in CPU time
+was starved rather than stuck, and may run up to 3x the timeout (Linux). The worker's own CPU-time timer usually
+ends a slow item first, without a kill. This process never imports sympy or math-verify.
+
+Verdicts: True/False, or None when the reference is unusable (or no worker could start: logged as an error), so
+TRL skips the sample instead of learning from a fake 0.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import queue
+import selectors
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rewards.screen import sanitize, too_complex
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 2.0
+START_TIMEOUT = 60.0  # seconds a new worker may take to import sympy and say "ready"
+MAX_START_FAILURES = 3  # consecutive workers dying before "ready": give up on this batch (verdicts None)
+# After this fraction of the timeout a running item counts as hung, and extra workers start for the queue.
+BURST_AFTER = 0.5
+# At its deadline, a worker that used less CPU than this fraction of the timeout was starved, not stuck, and gets
+# more wall time, up to MAX_STRETCH times the timeout.
+STARVED_CPU = 0.5
+MAX_STRETCH = 3.0
+MAX_ITEMS_PER_WORKER = 20_000  # recycle workers now and then so caches in sympy cannot grow without bound
+CACHE_SIZE = 32_768
+_UNAVAILABLE = object()  # no worker could grade the item
+# The item timed out or crashed its worker: False, but not cached (it may have been the machine's fault).
+_GAVE_UP = object()
+
+
+def _env_timeout() -> float:
+    raw = os.environ.get("R1_VERIFY_TIMEOUT")
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+        if value > 0:
+            return value
+    except ValueError:
+        pass
+    logger.warning("ignoring R1_VERIFY_TIMEOUT=%r (want seconds > 0); using %.1f", raw, DEFAULT_TIMEOUT)
+    return DEFAULT_TIMEOUT
+
+
+def _default_workers() -> int:
+    raw = os.environ.get("R1_VERIFY_WORKERS", "")
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    # At least 4 so that a few simultaneous hangs overlap instead of queueing, even on a 2-core machine.
+    return max(4, min(cpus, 16))
+
+
+def _as_text(value: Any) -> str:
+    """A pred/gold as clean text: numbers become their decimal form, None becomes ""."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return ""
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return ""
+        if value.is_integer():
+            return str(int(value))
+        text = repr(value)
+        return format(Decimal(text), "f") if "e" in text else text  # 1e-07 would read as 1*e - 7
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:
+        return ""
+    return sanitize(text)
+
+
+# ----------------------------------------------------------------------------------------------- workers
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User+system CPU seconds a process has used (Linux /proc), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass
+class _Worker:
+    proc: subprocess.Popen
+    started_at: float
+    ready: bool = False
+    item: int | None = None  # index (in the current batch) of the pair being graded
+    token: int = 0  # request id sent with it, so a late reply can never be taken for another item
+    deadline: float = 0.0
+    dispatched_at: float = 0.0
+    cpu_at_dispatch: float | None = None
+    lane: int | None = None  # the queue lane this worker serves first (None for burst workers)
+    replaced: bool = False  # a burst worker was already started to take over this worker's queue share
+    done: int = 0
+    buf: bytearray = field(default_factory=bytearray)
+
+
+class _Spawner:
+    """Starts workers from one long-lived thread.
+
+    PR_SET_PDEATHSIG fires when the *thread* that started the child exits, so a worker started from a caller's
+    short-lived thread would be killed with that thread. A daemon thread that lives as long as the process avoids it.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        threading.Thread(target=self._serve, name="rewards-verify-spawner", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            fn, box, done = self._requests.get()
+            try:
+                box.append(fn())
+            except BaseException as e:  # handed back to the caller
+                box.append(e)
+            done.set()
+
+    def call(self, fn):
+        box: list = []
+        done = threading.Event()
+        self._requests.put((fn, box, done))
+        done.wait()
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
+
+class _Lanes:
+    """Pending items, one lane per worker slot by a hash of the gold.
+
+    A worker takes from its own lane first, so each reference is parsed by one worker (its cache hits) instead of
+    by all of them; an idle worker with an empty lane takes from the longest lane, so no one waits.
+    """
+
+    def __init__(self, pairs: Sequence[tuple[str, str]], n_lanes: int) -> None:
+        self.n_lanes = max(1, n_lanes)
+        self._lanes: dict[int, deque] = {}
+        self._count = 0
+        for i, (_, gold) in enumerate(pairs):
+            self.push(i, gold)
+
+    def lane_of(self, gold: str) -> int:
+        return zlib.crc32(gold.encode("utf-8", "replace")) % self.n_lanes
+
+    def push(self, i: int, gold: str, front: bool = False) -> None:
+        lane = self._lanes.setdefault(self.lane_of(gold), deque())
+        lane.appendleft(i) if front else lane.append(i)
+        self._count += 1
+
+    def pop(self, lane: int | None) -> int:
+        queue_ = self._lanes.get(lane) if lane is not None else None
+        if not queue_:
+            queue_ = max(self._lanes.values(), key=len)
+        self._count -= 1
+        return queue_.popleft()
+
+    def __len__(self) -> int:
+        return self._count
+
+
+class _Pool:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._pid = os.getpid()
+        self._workers: list[_Worker] = []
+        self._selector: selectors.BaseSelector | None = None
+        self._spawner: _Spawner | None = None
+        self._start_failures = 0
+        self._tokens = 0
+        self.size = _default_workers()
+        self.max_size = 2 * self.size
+        self._max_starting = max(2, min(_default_workers(), os.cpu_count() or 2) // 2)
+        self.stats = {"items": 0, "timeouts": 0, "killed": 0, "crashed": 0, "started": 0}
+
+    # -- process management
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parent.parent)
+        paths = [package_root] + [p or os.getcwd() for p in sys.path]
+        if env.get("PYTHONPATH"):
+            paths.append(env["PYTHONPATH"])
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        env["R1_VERIFY_PARENT_PID"] = str(os.getpid())
+        return env
+
+    def _spawn(self) -> None:
+        def start() -> subprocess.Popen:
+            return subprocess.Popen(
+                [sys.executable, "-m", "rewards._worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=self._env(),
+                close_fds=True,
+            )
+
+        if self._spawner is None:
+            self._spawner = _Spawner()
+        try:
+            proc = self._spawner.call(start)
+        except Exception as e:
+            logger.error("could not start a verification worker (%s: %s)", type(e).__name__, e)
+            self._start_failures += 1
+            return
+        taken = {w.lane for w in self._workers}
+        lane = next((k for k in range(self.size) if k not in taken), None)
+        worker = _Worker(proc=proc, started_at=time.monotonic(), lane=lane)
+        self._workers.append(worker)
+        assert self._selector is not None
+        self._selector.register(proc.stdout, selectors.EVENT_READ, worker)
+        self.stats["started"] += 1
+
+    def _retire(self, worker: _Worker, kill: bool) -> None:
+        """Stop a worker (kill it if it may be stuck) and forget it."""
+        if worker in self._workers:
+            self._workers.remove(worker)
+        try:
+            assert self._selector is not None
+            self._selector.unregister(worker.proc.stdout)
+        except Exception:
+            pass
+        proc = worker.proc
+        try:
+            if kill:
+                proc.kill()
+            proc.stdin.close()
+        except Exception:
+            pass
+        try:
+            proc.wait(timeout=0 if not kill else 5)
+        except Exception:
+            pass  # an idle worker exits on stdin EOF; whatever is left is reaped by `shutdown`
+        try:
+            proc.stdout.close()
+        except Exception:
+            pass
+
+    def _ensure_started(self) -> None:
+        if self._pid != os.getpid():  # we are a forked child: the workers belong to the parent
+            self._reset_state()
+        if self._selector is None:
+            self._selector = selectors.DefaultSelector()
+        while len(self._workers) < self.size and self._start_failures < MAX_START_FAILURES:
+            if sum(not w.ready for w in self._workers) >= self._max_starting:
+                break  # start a few at a time: the first becomes ready sooner than if all share the CPU
+            before = len(self._workers)
+            self._spawn()
+            if len(self._workers) == before:
+                break
+
+    def shutdown(self) -> None:
+        """Stop all workers (they exit on stdin EOF; stragglers are killed)."""
+        # At exit a daemon thread may be frozen inside `run` holding the lock: do not wait for it forever.
+        locked = self._lock.acquire(timeout=5)
+        try:
+            if self._pid != os.getpid():
+                self._reset_state()
+                return
+            workers, self._workers = list(self._workers), []
+            for w in workers:
+                try:
+                    w.proc.stdin.close()
+                except Exception:
+                    pass
+            end = time.monotonic() + 1.0
+            for w in workers:
+                try:
+                    w.proc.wait(timeout=max(0.0, end - time.monotonic()))
+                except Exception:
+                    w.proc.kill()
+                    try:
+                        w.proc.wait(timeout=5)
+                    except Exception:
+                        pass
+                try:
+                    w.proc.stdout.close()
+                except Exception:
+                    pass
+            if self._selector is not None:
+                self._selector.close()
+                self._selector = None
+        finally:
+            if locked:
+                self._lock.release()
+
+    def after_fork_in_child(self) -> None:
+        """A forked child must not talk to its parent's workers: drop them (without killing them)."""
+        self._lock = threading.Lock()
+        for w in self._workers:
+            for stream in (w.proc.stdin, w.proc.stdout):
+                try:
+                    stream.close()
+                except Exception:
+                    pass
+        self._reset_state()
+
+    # -- grading
+
+    def run(self, pairs: Sequence[tuple[str, str]], timeout: float) -> list:
+        """Grade `pairs` ((pred, gold) strings); each entry True/False/None, _GAVE_UP or _UNAVAILABLE."""
+        with self._lock:
+            try:
+                return self._run(pairs, timeout)
+            except Exception:  # a bug here must not take training down: say so loudly and skip the samples
+                logger.exception("verification failed; returning None for %d items", len(pairs))
+                for w in list(self._workers):
+                    if w.item is not None:
+                        self._retire(w, kill=True)
+                return [_UNAVAILABLE] * len(pairs)
+
+    def _run(self, pairs: Sequence[tuple[str, str]], timeout: float) -> list:
+        self._start_failures = 0
+        self._ensure_started()
+        assert self._selector is not None
+        results: list = [_UNAVAILABLE] * len(pairs)
+        max_starts = self.stats["started"] + len(pairs) + 2 * self.size + 10  # never an endless respawn loop
+        todo = _Lanes(pairs, self.size)
+        # CPU seconds for the worker's own timer, which ends a slow item before the hard deadline if it can
+        soft = max(0.05, min(timeout - 0.25, timeout * 0.8))
+
+        while todo or any(w.item is not None for w in self._workers):
+            now = time.monotonic()
+            for w in list(self._workers):  # hand out work
+                if not todo:
+                    break
+                if w.ready and w.item is None:
+                    if w.done >= MAX_ITEMS_PER_WORKER:
+                        self._retire(w, kill=False)
+                        self._ensure_started()
+                        continue
+                    i = todo.pop(w.lane)
+                    pred, gold = pairs[i]
+                    self._tokens += 1
+                    line = json.dumps({"i": self._tokens, "p": pred, "g": gold, "t": soft}).encode() + b"\n"
+                    try:
+                        w.proc.stdin.write(line)
+                        w.proc.stdin.flush()
+                    except Exception:  # died while idle (e.g. killed from outside): retry elsewhere
+                        todo.push(i, gold, front=True)
+                        self._retire(w, kill=True)
+                        self._ensure_started()
+                        continue
+                    w.item, w.token, w.dispatched_at = i, self._tokens, time.monotonic()
+                    w.deadline = w.dispatched_at + timeout
+                    w.cpu_at_dispatch = _cpu_seconds(w.proc.pid)
+                    w.replaced = False
+            if not self._workers or self.stats["started"] > max_starts:
+                logger.error(
+                    "no verification worker could start (see the worker's error above); %d answers not graded",
+                    len(todo),
+                )
+                break
+
+            busy = [w.deadline for w in self._workers if w.item is not None]
+            starting = [w.started_at + START_TIMEOUT for w in self._workers if not w.ready]
+            wake = min(busy + starting, default=now + 1.0)
+            if todo and len(self._workers) < self.max_size:
+                # Work queued behind items that look hung: add one worker per such item, so hangs overlap
+                # instead of queueing. (Ordinary slow items finish long before half the timeout.)
+                hung = [
+                    w
+                    for w in self._workers
+                    if w.item is not None
+                    and not w.replaced
+                    and now >= w.dispatched_at + timeout * BURST_AFTER
+                ]
+                room = min(len(todo), self.max_size - len(self._workers), self._max_starting - len(starting))
+                for w in hung[: max(0, room)]:
+                    w.replaced = True
+                    self._spawn()
+                pending_burst = [
+                    w.dispatched_at + timeout * BURST_AFTER
+                    for w in self._workers
+                    if w.item is not None and not w.replaced
+                ]
+                wake = min([wake] + [t for t in pending_burst if t > now])
+            for key, _ in self._selector.select(max(0.0, wake - time.monotonic())):
+                self._read(key.data, results)
+
+            now = time.monotonic()
+            for w in list(self._workers):
+                if w.item is not None and now >= w.deadline and self._starved(w, now, timeout):
+                    continue  # the machine is overloaded, the item is not stuck: its deadline moved
+                if w.item is not None and now >= w.deadline:  # stuck (in C, or ignoring its timer): kill it
+                    results[w.item] = _GAVE_UP
+                    self.stats["timeouts"] += 1
+                    self.stats["killed"] += 1
+                    self._retire(w, kill=True)
+                    self._ensure_started()
+                elif not w.ready and now >= w.started_at + START_TIMEOUT:
+                    logger.error(
+                        "a verification worker did not start within %.0f s; replacing it", START_TIMEOUT
+                    )
+                    self._start_failures += 1
+                    self._retire(w, kill=True)
+                    self._ensure_started()
+        for w in list(self._workers):
+            if w.item is not None:  # only after giving up: never leave a worker holding a stale item
+                self._retire(w, kill=True)
+            elif len(self._workers) > self.size:  # burst workers go when the batch is done
+                self._retire(w, kill=not w.ready)
+        self.stats["items"] += len(pairs)
+        return results
+
+    @staticmethod
+    def _starved(w: _Worker, now: float, timeout: float) -> bool:
+        """At its deadline, did the worker get too little CPU to have had a fair try? Then extend the deadline.
+
+        A hung item burns CPU (sympy loops, huge integers); one that merely waited for a busy CPU did not. Without
+        this, a loaded machine would turn correct answers into timeouts (silent zeros). Linux only (/proc).
+        """
+        cpu = _cpu_seconds(w.proc.pid)
+        if cpu is None or w.cpu_at_dispatch is None:
+            return False
+        used = cpu - w.cpu_at_dispatch
+        hard_stop = w.dispatched_at + MAX_STRETCH * timeout
+        if used >= STARVED_CPU * timeout or now >= hard_stop:
+            return False
+        w.deadline = min(now + STARVED_CPU * timeout - used, hard_stop)  # CPU cannot outrun the wall clock
+        return True
+
+    def _read(self, w: _Worker, results: list) -> None:
+        try:
+            chunk = os.read(w.proc.stdout.fileno(), 1 << 16)
+        except OSError:
+            chunk = b""
+        if not chunk:  # the worker died
+            if w.item is not None:  # ... on this item (segfault, OOM kill): the answer is not verifiable
+                results[w.item] = _GAVE_UP
+                self.stats["crashed"] += 1
+            elif not w.ready:
+                self._start_failures += 1
+            self._retire(w, kill=True)
+            self._ensure_started()
+            return
+        w.buf += chunk
+        while b"\n" in w.buf:
+            line, _, rest = w.buf.partition(b"\n")
+            w.buf = bytearray(rest)
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("ready"):
+                w.ready = True
+                self._start_failures = 0
+                self._ensure_started()
+            elif w.item is not None and msg.get("i") == w.token:
+                results[w.item] = _GAVE_UP if msg.get("timeout") else msg.get("r")
+                self.stats["timeouts"] += bool(msg.get("timeout"))
+                w.item = None
+                w.done += 1
+
+
+_POOL = _Pool()
+_cache: OrderedDict[tuple[str, str], bool | None] = OrderedDict()
+_usable_golds: OrderedDict[str, None] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _cache_lock
+    _cache_lock = threading.Lock()  # may have been held by another thread at fork time
+    _POOL.after_fork_in_child()
+
+
+atexit.register(_POOL.shutdown)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _remember(key: tuple[str, str], verdict: bool | None) -> None:
+    with _cache_lock:
+        _cache[key] = verdict
+        _cache.move_to_end(key)
+        if len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+        if verdict is not None:
+            _usable_golds[key[1]] = None
+            _usable_golds.move_to_end(key[1])
+            if len(_usable_golds) > CACHE_SIZE:
+                _usable_golds.popitem(last=False)
+
+
+def verify_batch(
+    preds: Sequence[Any], golds: Sequence[Any], timeout: float | None = None
+) -> list[bool | None]:
+    """Is each `preds[i]` mathematically equal to `golds[i]`? One verdict per pair, in order.
+
+    True/False, or None when the gold is unusable (empty, unreadable, absurd) or no worker could run.
+    Answers that fail the cheap screens (over 1000 characters, absurd powers/factorials/nesting) are False without
+    reaching sympy. `timeout` is the hard per-item limit in seconds (default: env R1_VERIFY_TIMEOUT, else 2).
+    Safe to call from any thread; concurrent calls are served one after another.
+    """
+    if len(preds) != len(golds):
+        raise ValueError(f"verify_batch: {len(preds)} predictions but {len(golds)} references")
+    limit = float(timeout) if timeout is not None and timeout > 0 else _env_timeout()
+    results: list[bool | None] = [None] * len(preds)
+    pending: dict[tuple[str, str], list[int]] = {}
+    for i, (pred, gold) in enumerate(zip(preds, golds, strict=True)):
+        gold_s, pred_s = _as_text(gold).strip(), _as_text(pred).strip()
+        if not gold_s or too_complex(gold_s):
+            results[i] = None
+            continue
+        if not pred_s or too_complex(pred_s):
+            results[i] = False
+            continue
+        key = (pred_s, gold_s)
+        with _cache_lock:
+            cached = _cache.get(key, _UNAVAILABLE)
+            if cached is _UNAVAILABLE and pred_s == gold_s and gold_s in _usable_golds:
+                cached = True  # identical strings, and the gold is known to parse
+        if cached is not _UNAVAILABLE:
+            results[i] = cached  # type: ignore[assignment]
+            continue
+        pending.setdefault(key, []).append(i)
+    if pending:
+        keys = list(pending)
+        for key, verdict in zip(keys, _POOL.run(keys, limit), strict=True):
+            if verdict is _UNAVAILABLE:
+                continue  # stays None; not cached, the next call tries again
+            if verdict is _GAVE_UP:
+                verdict = False  # not cached either
+            else:
+                verdict = None if verdict is None else bool(verdict)
+                _remember(key, verdict)
+            for i in pending[key]:
+                results[i] = verdict
+    return results
+
+
+def answers_equal(pred: Any, gold: Any, timeout: float | None = None) -> bool:
+    """Single-pair convenience: True only when verification says equal (unusable gold → False)."""
+    return verify_batch([pred], [gold], timeout=timeout)[0] is True
+
+
+def cluster_answers(answers: Sequence[Any], timeout: float | None = None) -> list[int]:
+    """Group answers that are mathematically equal (for majority voting): a cluster id per answer.
+
+    Cluster ids are assigned in order of first appearance (0, 1, …). Each new distinct answer is compared with one
+    representative per existing cluster, all in one parallel `verify_batch` call. Empty answers share no cluster.
+    """
+    labels: list[int] = []
+    reps: list[str] = []  # representative answer of each cluster
+    seen: dict[str, int] = {}
+    for answer in answers:
+        text = _as_text(answer).strip()
+        if text in seen:
+            labels.append(seen[text])
+            continue
+        label = -1
+        if text and reps:
+            verdicts = verify_batch([text] * len(reps), reps, timeout=timeout)
+            label = next((k for k, v in enumerate(verdicts) if v is True), -1)
+        if label < 0:
+            label = len(reps)
+            reps.append(text)
+        if text:
+            seen[text] = label
+        labels.append(label)
+    return labels
+
+
+def shutdown() -> None:
+    """Stop the worker processes now (they also stop at interpreter exit, and restart on the next call)."""
+    _POOL.shutdown()
+
+
+def stats() -> dict[str, int]:
+    """Counters since start: items graded by workers, timeouts, workers killed/crashed/started."""
+    return dict(_POOL.stats)
