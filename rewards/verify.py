@@ -601,6 +601,19 @@ def cluster_answers(answers: Sequence[Any], timeout: float | None = None) -> lis
     return labels
 
 
+def start(wait: bool = True) -> bool:
+    """Start the worker processes now rather than on the first call (e.g. while a trainer is being built).
+
+    With `wait`, block until a worker has graded a probe; returns whether verification works.
+    """
+    with _POOL._lock:
+        _POOL._ensure_started()
+    if not wait:
+        return bool(_POOL._workers)
+    probe = f"{time.monotonic_ns()}"  # uncached, so it really goes through a worker
+    return _POOL.run([(probe, probe)], DEFAULT_TIMEOUT)[0] is True
+
+
 def shutdown() -> None:
     """Stop the worker processes now (they also stop at interpreter exit, and restart on the next call)."""
     _POOL.shutdown()
