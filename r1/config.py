@@ -196,9 +196,12 @@ class R1GRPOConfig(GRPOConfig):
                 raise ConfigError(f"{old} and {new} disagree; set only {old}")
             if getattr(self, new, None) is None:
                 setattr(self, new, getattr(self, old))
-        # TRL turns bf16 on by default; on a machine without a GPU that is an error, so default to fp32 there.
-        if self.bf16 is None and not self.fp16 and not self.use_cpu and not _has_accelerator():
-            self.bf16 = False
+        if not _has_accelerator():
+            # No GPU: TRL's default bf16=True would be an error, and processes started by torchrun
+            # (`accelerate launch --multi_gpu --num_processes N`) only form a (gloo) process group with use_cpu.
+            if self.bf16 is None and not self.fp16:
+                self.bf16 = False
+            self.use_cpu = True
         try:
             super().__post_init__()
         except ValueError as e:
@@ -267,24 +270,26 @@ class RunConfig:
     notes: list[str] = field(default_factory=list)
 
     def to_yaml_dict(self) -> dict[str, Any]:
-        """Flat mapping that `--config` accepts again: script and model options, and training fields that differ
-        from GRPOConfig's defaults or that the user set. Derived fields are left out unless set explicitly."""
+        """Flat mapping that `--config` accepts again: all script and model options, the algorithm fields, our own
+        training fields, and every training field the user set. (Comparing against a second default config would
+        construct another TrainingArguments, which re-initialises the distributed state: not done.)"""
         out: dict[str, Any] = {}
         for obj in (self.script, self.model):
             for f in dataclasses.fields(obj):
                 if f.name != "dry_run":
                     out[f.name] = _plain(getattr(obj, f.name))
-        defaults = _normalised_defaults()
+        ours = {f.name for f in dataclasses.fields(R1GRPOConfig)} - {f.name for f in dataclasses.fields(GRPOConfig)}
         as_dict = self.training.to_dict()
         for f in dataclasses.fields(self.training):
-            if not f.init or f.name.startswith("_") or f.name not in as_dict or f.name in NEVER_WRITTEN:
+            name = f.name
+            if not f.init or name.startswith("_") or name not in as_dict or name in NEVER_WRITTEN:
                 continue
-            value = _plain(as_dict[f.name])
-            if f.name in DERIVED_FIELDS and f.name not in self.user_keys:
+            if name in DERIVED_FIELDS and name not in self.user_keys:
                 continue
-            if f.name in self.user_keys or f.name in ALGORITHM_FIELDS or value != defaults.get(f.name):
+            if name in self.user_keys or name in ALGORITHM_FIELDS or name in ours:
+                value = _plain(as_dict[name])
                 if _is_serialisable(value):
-                    out[f.name] = value
+                    out[name] = value
         return out
 
     def summary_lines(self) -> list[str]:
@@ -304,19 +309,6 @@ class RunConfig:
         if extra:
             lines.append("other training fields set: " + ", ".join(f"{k}={_plain(getattr(t, k))!r}" for k in extra))
         return lines
-
-
-_DEFAULTS_CACHE: dict[str, Any] = {}
-
-
-def _normalised_defaults() -> dict[str, Any]:
-    """A default R1GRPOConfig as `to_dict()` shows it (after TRL's and transformers' __post_init__ rewrites)."""
-    if not _DEFAULTS_CACHE:
-        import tempfile
-
-        cfg = R1GRPOConfig(output_dir=tempfile.gettempdir(), bf16=False)
-        _DEFAULTS_CACHE.update({k: _plain(v) for k, v in cfg.to_dict().items()})
-    return _DEFAULTS_CACHE
 
 
 def _plain(value: Any) -> Any:
@@ -450,9 +442,7 @@ def parse_args(argv: list[str] | None = None, default_config: str | None = None)
     parser.set_defaults_with_config(**config)
     notes = []
     if _wants_dry_run(config, args) and not _has_accelerator():
-        # bf16 presets are meant for GPUs; a dry run on a CPU-only machine still validates everything else.
-        parser.set_defaults_with_config(use_cpu=True)
-        notes.append("dry run without a GPU: device checks (bf16 support) skipped, use_cpu assumed")
+        notes.append("dry run without a GPU: bf16 support not checked")
     try:
         *objs, remaining = parser.parse_args_into_dataclasses(args=args, return_remaining_strings=True)
     except ConfigError:
