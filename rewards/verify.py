@@ -5,11 +5,13 @@ hostile answer, and merely printing a parsed power tower hangs. math-verify's ow
 which only works in the main thread (verl once scored every answer 0 because that error was swallowed). So
 grading happens in `python -m rewards._worker` processes started with `subprocess` (no multiprocessing: a spawn
 pool breaks in scripts without a main guard, REPLs and `python -`, and fork is unsafe in a threaded torch
-process). Each item gets a hard deadline (`timeout`, default 2 s, env `R1_VERIFY_TIMEOUT`) from the moment a
-ready worker receives it; a worker past it is killed and replaced (the replacement's start-up is not charged to
-any item) and the item is False. On an overloaded machine a worker that got less than half the timeout in CPU time
-was starved rather than stuck, and may run up to 3x the timeout (Linux). The worker's own CPU-time timer usually
-ends a slow item first, without a kill. This process never imports sympy or math-verify.
+process). Each item starts its clock when a worker starts grading it (a replacement's start-up is never charged to
+an item). The worker stops an item itself after 80% of `timeout` (default 2 s, env `R1_VERIFY_TIMEOUT`) in CPU
+time; a worker that has not answered by `timeout` although it had that CPU time is stuck in C code and is killed
+and replaced. Either way the item is False. On an overloaded machine a worker that did not get that CPU time is
+starved, not stuck, and may take up to 3x `timeout` of wall time (Linux), so load never turns right answers into
+zeros. Extra workers start while items look hung, so several hangs overlap instead of queueing. This process never
+imports sympy or math-verify.
 
 Verdicts: True/False, or None when the reference is unusable (or no worker could start: logged as an error), so
 TRL skips the sample instead of learning from a fake 0.
@@ -44,10 +46,11 @@ START_TIMEOUT = 60.0  # seconds a new worker may take to import sympy and say "r
 MAX_START_FAILURES = 3  # consecutive workers dying before "ready": give up on this batch (verdicts None)
 # After this fraction of the timeout a running item counts as hung, and extra workers start for the queue.
 BURST_AFTER = 0.5
-# At its deadline, a worker that used less CPU than this fraction of the timeout was starved, not stuck, and gets
-# more wall time, up to MAX_STRETCH times the timeout.
-STARVED_CPU = 0.5
+# At its deadline, a worker that has not yet used its CPU budget (plus this margin) was starved, not stuck, and
+# gets more wall time, up to MAX_STRETCH times the timeout.
+STARVED_MARGIN = 0.15
 MAX_STRETCH = 3.0
+PIPELINE_DEPTH = 2  # items queued per worker: it never waits for this process between items
 MAX_ITEMS_PER_WORKER = 20_000  # recycle workers now and then so caches in sympy cannot grow without bound
 CACHE_SIZE = 32_768
 _UNAVAILABLE = object()  # no worker could grade the item
@@ -69,16 +72,20 @@ def _env_timeout() -> float:
     return DEFAULT_TIMEOUT
 
 
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _default_workers() -> int:
+    """One worker per core (at least 2, at most 16): more only adds context switches. Hung items get extra
+    workers on demand (`_Pool._burst`), so a few simultaneous hangs still overlap instead of queueing."""
     raw = os.environ.get("R1_VERIFY_WORKERS", "")
     if raw.isdigit() and int(raw) > 0:
         return int(raw)
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    # At least 4 so that a few simultaneous hangs overlap instead of queueing, even on a 2-core machine.
-    return max(4, min(cpus, 16))
+    return max(2, min(_cpu_count(), 16))
 
 
 def _as_text(value: Any) -> str:
@@ -121,15 +128,20 @@ class _Worker:
     proc: subprocess.Popen
     started_at: float
     ready: bool = False
-    item: int | None = None  # index (in the current batch) of the pair being graded
-    token: int = 0  # request id sent with it, so a late reply can never be taken for another item
+    # Items sent and not yet answered, oldest first: (index in the batch, request id). The worker grades them in
+    # order, so the first one is running; the others wait in its pipe so that it never idles between items.
+    sent: deque = field(default_factory=deque)
+    item_started: float = 0.0  # when the running item started (its predecessor's reply arrived)
+    cpu_at_start: float | None = None  # the worker's CPU seconds then
     deadline: float = 0.0
-    dispatched_at: float = 0.0
-    cpu_at_dispatch: float | None = None
     lane: int | None = None  # the queue lane this worker serves first (None for burst workers)
-    replaced: bool = False  # a burst worker was already started to take over this worker's queue share
+    replaced: bool = False  # a burst worker was already started because of the running item
     done: int = 0
     buf: bytearray = field(default_factory=bytearray)
+
+    def start_clock(self, now: float, timeout: float) -> None:
+        self.item_started, self.deadline, self.replaced = now, now + timeout, False
+        self.cpu_at_start = _cpu_seconds(self.proc.pid)
 
 
 class _Spawner:
@@ -208,8 +220,8 @@ class _Pool:
         self._start_failures = 0
         self._tokens = 0
         self.size = _default_workers()
-        self.max_size = 2 * self.size
-        self._max_starting = max(2, min(_default_workers(), os.cpu_count() or 2) // 2)
+        self.max_size = max(8, 2 * self.size)
+        self._max_starting = max(2, self.size // 2)
         self.stats = {"items": 0, "timeouts": 0, "killed": 0, "crashed": 0, "started": 0}
 
     # -- process management
@@ -344,7 +356,7 @@ class _Pool:
             except Exception:  # a bug here must not take training down: say so loudly and skip the samples
                 logger.exception("verification failed; returning None for %d items", len(pairs))
                 for w in list(self._workers):
-                    if w.item is not None:
+                    if w.sent:
                         self._retire(w, kill=True)
                 return [_UNAVAILABLE] * len(pairs)
 
@@ -358,120 +370,137 @@ class _Pool:
         # CPU seconds for the worker's own timer, which ends a slow item before the hard deadline if it can
         soft = max(0.05, min(timeout - 0.25, timeout * 0.8))
 
-        while todo or any(w.item is not None for w in self._workers):
-            now = time.monotonic()
-            for w in list(self._workers):  # hand out work
-                if not todo:
-                    break
-                if w.ready and w.item is None:
-                    if w.done >= MAX_ITEMS_PER_WORKER:
-                        self._retire(w, kill=False)
-                        self._ensure_started()
-                        continue
-                    i = todo.pop(w.lane)
-                    pred, gold = pairs[i]
-                    self._tokens += 1
-                    line = json.dumps({"i": self._tokens, "p": pred, "g": gold, "t": soft}).encode() + b"\n"
-                    try:
-                        w.proc.stdin.write(line)
-                        w.proc.stdin.flush()
-                    except Exception:  # died while idle (e.g. killed from outside): retry elsewhere
-                        todo.push(i, gold, front=True)
-                        self._retire(w, kill=True)
-                        self._ensure_started()
-                        continue
-                    w.item, w.token, w.dispatched_at = i, self._tokens, time.monotonic()
-                    w.deadline = w.dispatched_at + timeout
-                    w.cpu_at_dispatch = _cpu_seconds(w.proc.pid)
-                    w.replaced = False
+        while todo or any(w.sent for w in self._workers):
+            self._dispatch(pairs, todo, soft, timeout)
             if not self._workers or self.stats["started"] > max_starts:
                 logger.error(
                     "no verification worker could start (see the worker's error above); %d answers not graded",
                     len(todo),
                 )
                 break
-
-            busy = [w.deadline for w in self._workers if w.item is not None]
-            starting = [w.started_at + START_TIMEOUT for w in self._workers if not w.ready]
-            wake = min(busy + starting, default=now + 1.0)
-            if todo and len(self._workers) < self.max_size:
-                # Work queued behind items that look hung: add one worker per such item, so hangs overlap
-                # instead of queueing. (Ordinary slow items finish long before half the timeout.)
-                hung = [
-                    w
-                    for w in self._workers
-                    if w.item is not None
-                    and not w.replaced
-                    and now >= w.dispatched_at + timeout * BURST_AFTER
-                ]
-                room = min(len(todo), self.max_size - len(self._workers), self._max_starting - len(starting))
-                for w in hung[: max(0, room)]:
-                    w.replaced = True
-                    self._spawn()
-                pending_burst = [
-                    w.dispatched_at + timeout * BURST_AFTER
-                    for w in self._workers
-                    if w.item is not None and not w.replaced
-                ]
-                wake = min([wake] + [t for t in pending_burst if t > now])
+            wake = self._burst(todo, timeout)
             for key, _ in self._selector.select(max(0.0, wake - time.monotonic())):
-                self._read(key.data, results)
+                self._read(key.data, results, todo, pairs, timeout)
 
             now = time.monotonic()
             for w in list(self._workers):
-                if w.item is not None and now >= w.deadline and self._starved(w, now, timeout):
-                    continue  # the machine is overloaded, the item is not stuck: its deadline moved
-                if w.item is not None and now >= w.deadline:  # stuck (in C, or ignoring its timer): kill it
-                    results[w.item] = _GAVE_UP
+                if w.sent and now >= w.deadline and not self._starved(w, now, soft, timeout):
+                    # stuck (in C code, or ignoring its timer): kill it; what waited behind goes elsewhere
+                    results[w.sent[0][0]] = _GAVE_UP
                     self.stats["timeouts"] += 1
                     self.stats["killed"] += 1
-                    self._retire(w, kill=True)
-                    self._ensure_started()
+                    self._drop(w, todo, pairs, kill=True)
                 elif not w.ready and now >= w.started_at + START_TIMEOUT:
                     logger.error(
                         "a verification worker did not start within %.0f s; replacing it", START_TIMEOUT
                     )
                     self._start_failures += 1
-                    self._retire(w, kill=True)
-                    self._ensure_started()
+                    self._drop(w, todo, pairs, kill=True)
         for w in list(self._workers):
-            if w.item is not None:  # only after giving up: never leave a worker holding a stale item
+            if w.sent:  # only after giving up: never leave a worker holding a stale item
                 self._retire(w, kill=True)
             elif len(self._workers) > self.size:  # burst workers go when the batch is done
                 self._retire(w, kill=not w.ready)
         self.stats["items"] += len(pairs)
         return results
 
-    @staticmethod
-    def _starved(w: _Worker, now: float, timeout: float) -> bool:
-        """At its deadline, did the worker get too little CPU to have had a fair try? Then extend the deadline.
+    def _dispatch(self, pairs: Sequence[tuple[str, str]], todo: _Lanes, soft: float, timeout: float) -> None:
+        """Keep every ready worker's pipeline full."""
+        for w in list(self._workers):
+            if w.ready and not w.sent and w.done >= MAX_ITEMS_PER_WORKER:
+                self._retire(w, kill=False)
+                self._ensure_started()
+                continue
+            while todo and w.ready and len(w.sent) < PIPELINE_DEPTH:
+                i = todo.pop(w.lane)
+                pred, gold = pairs[i]
+                self._tokens += 1
+                try:
+                    w.proc.stdin.write(
+                        json.dumps({"i": self._tokens, "p": pred, "g": gold, "t": soft}).encode()
+                    )
+                    w.proc.stdin.write(b"\n")
+                    w.proc.stdin.flush()
+                except Exception:  # died while idle (e.g. killed from outside): its items go elsewhere
+                    todo.push(i, gold, front=True)
+                    self._drop(w, todo, pairs, kill=True)
+                    break
+                w.sent.append((i, self._tokens))
+                if len(w.sent) == 1:
+                    w.start_clock(time.monotonic(), timeout)
 
-        A hung item burns CPU (sympy loops, huge integers); one that merely waited for a busy CPU did not. Without
-        this, a loaded machine would turn correct answers into timeouts (silent zeros). Linux only (/proc).
+    def _burst(self, todo: _Lanes, timeout: float) -> float:
+        """Start extra workers while work queues behind items that look hung; return when to look again.
+
+        An item looks hung after BURST_AFTER of its timeout if it has also used a quarter of the timeout in CPU
+        (on an overloaded machine, a merely starved item must not trigger more processes).
+        """
+        now = time.monotonic()
+        starting = [w for w in self._workers if not w.ready]
+        wake = min(
+            [w.deadline for w in self._workers if w.sent] + [w.started_at + START_TIMEOUT for w in starting],
+            default=now + 1.0,
+        )
+        if not todo or len(self._workers) >= self.max_size:
+            return wake
+        for w in [w for w in self._workers if w.sent and not w.replaced]:
+            check_at = w.item_started + timeout * BURST_AFTER
+            if now < check_at:
+                wake = min(wake, check_at)
+                continue
+            cpu = _cpu_seconds(w.proc.pid)
+            if cpu is None or w.cpu_at_start is None or cpu - w.cpu_at_start >= timeout / 4:
+                room = min(len(todo), self.max_size - len(self._workers)) - len(starting)
+                if room > 0:
+                    w.replaced = True
+                    self._spawn()
+                    starting = [w for w in self._workers if not w.ready]
+            else:
+                wake = min(wake, now + 0.1)  # starved so far: look again soon
+        return wake
+
+    def _drop(self, w: _Worker, todo: _Lanes, pairs: Sequence[tuple[str, str]], kill: bool) -> None:
+        """Retire a worker and requeue the items that were waiting in its pipe (not the running one)."""
+        for i, _ in list(w.sent)[1:]:
+            todo.push(i, pairs[i][1], front=True)
+        w.sent.clear()
+        self._retire(w, kill=kill)
+        self._ensure_started()
+
+    @staticmethod
+    def _starved(w: _Worker, now: float, soft: float, timeout: float) -> bool:
+        """At its deadline, had the worker's own CPU-time limit (`soft`) a chance to fire? If not, extend.
+
+        A hung item burns CPU; when the worker has used `soft` seconds of CPU and still not answered, its timer
+        could not interrupt it (C code): kill. If it used less, the machine is overloaded and the item merely
+        waited for a CPU; killing it would turn a correct answer into a silent zero. The wait is capped at
+        MAX_STRETCH times the timeout. Linux only (/proc); elsewhere the deadline is plain wall-clock time.
         """
         cpu = _cpu_seconds(w.proc.pid)
-        if cpu is None or w.cpu_at_dispatch is None:
+        if cpu is None or w.cpu_at_start is None:
             return False
-        used = cpu - w.cpu_at_dispatch
-        hard_stop = w.dispatched_at + MAX_STRETCH * timeout
-        if used >= STARVED_CPU * timeout or now >= hard_stop:
+        used = cpu - w.cpu_at_start
+        hard_stop = w.item_started + MAX_STRETCH * timeout
+        fair_share = soft + STARVED_MARGIN
+        if used >= fair_share or now >= hard_stop:
             return False
-        w.deadline = min(now + STARVED_CPU * timeout - used, hard_stop)  # CPU cannot outrun the wall clock
+        w.deadline = min(now + fair_share - used, hard_stop)  # CPU time cannot outrun the wall clock
         return True
 
-    def _read(self, w: _Worker, results: list) -> None:
+    def _read(
+        self, w: _Worker, results: list, todo: _Lanes, pairs: Sequence[tuple[str, str]], timeout: float
+    ) -> None:
         try:
             chunk = os.read(w.proc.stdout.fileno(), 1 << 16)
         except OSError:
             chunk = b""
         if not chunk:  # the worker died
-            if w.item is not None:  # ... on this item (segfault, OOM kill): the answer is not verifiable
-                results[w.item] = _GAVE_UP
+            if w.sent:  # ... on its running item (segfault, OOM kill): that answer is not verifiable
+                results[w.sent[0][0]] = _GAVE_UP
                 self.stats["crashed"] += 1
             elif not w.ready:
                 self._start_failures += 1
-            self._retire(w, kill=True)
-            self._ensure_started()
+            self._drop(w, todo, pairs, kill=True)
             return
         w.buf += chunk
         while b"\n" in w.buf:
@@ -485,11 +514,13 @@ class _Pool:
                 w.ready = True
                 self._start_failures = 0
                 self._ensure_started()
-            elif w.item is not None and msg.get("i") == w.token:
-                results[w.item] = _GAVE_UP if msg.get("timeout") else msg.get("r")
+            elif w.sent and msg.get("i") == w.sent[0][1]:
+                i, _ = w.sent.popleft()
+                results[i] = _GAVE_UP if msg.get("timeout") else msg.get("r")
                 self.stats["timeouts"] += bool(msg.get("timeout"))
-                w.item = None
                 w.done += 1
+                if w.sent:  # the next item starts now
+                    w.start_clock(time.monotonic(), timeout)
 
 
 _POOL = _Pool()
