@@ -109,12 +109,12 @@ def check_output_dir(
     has_samples = samples.exists() and samples.stat().st_size > 0
     if has_samples and not resume:
         raise SettingsMismatchError(f"{out} already holds {SAMPLES_FILE}; resume it, or pick a new output folder")
+    if not has_samples:
+        return  # nothing generated yet: nothing to mix with
     if not recorded.exists():
-        if has_samples:
-            raise SettingsMismatchError(
-                f"{samples} exists but {recorded} is missing, so its settings cannot be checked; use a new output folder"
-            )
-        return
+        raise SettingsMismatchError(
+            f"{samples} exists but {recorded} is missing, so its settings cannot be checked; use a new output folder"
+        )
     try:
         old = json.loads(recorded.read_text(encoding="utf-8"))
     except ValueError as e:

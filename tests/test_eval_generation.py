@@ -10,9 +10,13 @@ from eval.generation import TransformersGenerator, _PerRowSampler, resolve_backe
 
 @pytest.fixture(scope="module")
 def tiny():
+    """The tiny model, run on one torch thread: more threads only add contention on a shared 2-core machine."""
     from r1.models import load_model, load_tokenizer
 
-    return load_model("tiny:qwen2", dtype="float32"), load_tokenizer("tiny:qwen2")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_model("tiny:qwen2", dtype="float32"), load_tokenizer("tiny:qwen2")
+    torch.set_num_threads(threads)
 
 
 PROMPTS = ["What is 2 + 3?", "A considerably longer prompt, so that the batch needs left padding: 7 * 8 = ?", "Hi"]
