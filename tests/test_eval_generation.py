@@ -22,9 +22,13 @@ def tiny():
 PROMPTS = ["What is 2 + 3?", "A considerably longer prompt, so that the batch needs left padding: 7 * 8 = ?", "Hi"]
 
 
-def test_batched_greedy_equals_plain_hf_generate_per_prompt(tiny):
-    """Left padding + KV cache in one batch must give what an unpadded single-prompt generate gives."""
-    model, tok = tiny
+@pytest.mark.parametrize("arch", ["qwen2", "deepseek-v3"])
+def test_batched_greedy_equals_plain_hf_generate_per_prompt(arch, tiny):
+    """Left padding + KV cache in one batch must give what an unpadded single-prompt generate gives (also for the
+    R1 architecture: MoE + multi-head latent attention)."""
+    from r1.models import load_model, load_tokenizer
+
+    model, tok = tiny if arch == "qwen2" else (load_model("tiny:deepseek-v3", dtype="float32"), load_tokenizer("tiny:deepseek-v3"))
     gen = TransformersGenerator(model, tok)
     batched = gen.generate(PROMPTS, [0, 0, 0], temperature=0, top_p=1.0, max_new_tokens=12)
     for prompt, got in zip(PROMPTS, batched, strict=True):
