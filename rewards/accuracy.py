@@ -20,6 +20,9 @@ def accuracy_reward(completions: list[Any], answer: Any = None, **kwargs: Any) -
     ignored.
     """
     n = len(completions)
+    if answer is None:
+        logger.error("accuracy_reward needs the dataset's `answer` column; scoring %d completions None", n)
+        return [None] * n
     try:
         golds = per_sample(answer, n, "answer")
         if golds is None:

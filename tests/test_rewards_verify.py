@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rewards
 from rewards import accuracy_reward, answers_equal, cluster_answers, verify_batch
@@ -313,8 +315,29 @@ def test_workers_that_cannot_start_give_none_not_zero(monkeypatch, caplog):
     verify_mod.shutdown()
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     start = time.monotonic()
-    assert accuracy_reward(["<answer>41</answer>", "<answer>42</answer>"], answer=["42", "42"]) == [None, None]
+    assert accuracy_reward(["<answer>41</answer>", "<answer>42</answer>"], answer=["42", "42"]) == [
+        None,
+        None,
+    ]
     assert time.monotonic() - start < 10
     assert "verification worker" in caplog.text
     monkeypatch.undo()
     assert accuracy_reward(["<answer>41</answer>", "<answer>42</answer>"], answer=["42", "42"]) == [0.0, 1.0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(-(10**12), 10**12),
+    st.integers(-3, 3),
+    st.integers(0, 2),
+    st.integers(0, 2),
+)
+def test_integer_fast_path_agrees_with_math_verify(a, delta, zeros_a, zeros_b):
+    """Plain integers are compared in-process; the verdict must be exactly math-verify's."""
+    from rewards import mathcheck  # sympy in the test process is fine; the library process never imports it
+
+    def show(n: int, zeros: int) -> str:
+        return ("-" if n < 0 else "") + "0" * zeros + str(abs(n))
+
+    pred, gold = show(a + delta, zeros_a), show(a, zeros_b)
+    assert verify_batch([pred], [gold]) == [mathcheck.verify_pair(pred, gold)]
