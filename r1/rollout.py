@@ -1,0 +1,518 @@
+"""Fast GRPO rollouts without vLLM: a lean decode loop that samples exactly what `transformers.generate` samples.
+
+`FastRolloutMixin` replaces only the decode loop of TRL's transformers generation path (profile figures and the
+choices they led to: see the section at the end of this docstring once measured).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+_KNOWN_MODEL_KWARGS = {"attention_mask", "position_ids", "cache", "logits_to_keep", "use_cache"}
+
+# `*ForCausalLM` classes whose forward is exactly `logits = lm_head(backbone(...).last_hidden_state[:, slice])`
+# (no logit scaling or soft-capping): the decode loop calls backbone and head itself and skips the wrapper layers
+# (output dataclasses, kwarg plumbing, TRL's fused-head patch), which is the same arithmetic on the same tensors.
+PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "deepseek_v3"})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# KV cache whose append is O(1): a preallocated buffer, exposed as views
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _buffered_layer_class() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    class BufferedLayer(DynamicLayer):
+        """A `DynamicLayer` that appends into a preallocated buffer instead of `torch.cat`-ing a new tensor.
+
+        `keys`/`values` are views of the first `seq_len` positions of the buffer, so attention reads exactly the
+        values a `DynamicLayer` would hold (same shape, same numbers); only the per-step copy of the whole cache
+        (O(length) per token, O(length^2) per completion) is gone. It grows by concatenation past `capacity`.
+        """
+
+        def __init__(self, capacity: int):
+            super().__init__()
+            self.capacity = capacity
+
+        def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+            self.device = key_states.device
+            b, h, _, dk = key_states.shape
+            self._key_buf = key_states.new_empty(b, h, self.capacity, dk)
+            self._value_buf = value_states.new_empty(
+                b, value_states.shape[1], self.capacity, value_states.shape[-1]
+            )
+            self.keys = self._key_buf[..., :0, :]
+            self.values = self._value_buf[..., :0, :]
+            self.is_initialized = True
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            start, n = self.keys.shape[-2], key_states.shape[-2]
+            if start + n > self.capacity or key_states.shape[0] != self._key_buf.shape[0]:
+                return super().update(key_states, value_states, *args, **kwargs)
+            self._key_buf[..., start : start + n, :].copy_(key_states)
+            self._value_buf[..., start : start + n, :].copy_(value_states)
+            self.keys = self._key_buf[..., : start + n, :]
+            self.values = self._value_buf[..., : start + n, :]
+            return self.keys, self.values
+
+    return BufferedLayer
+
+
+def preallocate_cache(cache: Any, capacity: int) -> int:
+    """Swap the plain, still empty `DynamicLayer`s of a `DynamicCache` for buffered ones; returns how many were swapped.
+
+    Sliding-window, linear-attention and other special layers are left alone.
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    if not layers:
+        return 0
+    buffered = _buffered_layer_class()
+    swapped = 0
+    for i, layer in enumerate(layers):
+        if type(layer) is DynamicLayer and not layer.is_initialized:
+            layers[i] = buffered(capacity)
+            swapped += 1
+    return swapped
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The decode loop (a drop-in for `GenerationMixin._sample`, passed to `generate(custom_generate=...)`)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _needs_synced_gpus(model: nn.Module) -> bool:
+    """What `generate` would set `synced_gpus` to: sharded weights (ZeRO-3 / FSDP) across several processes."""
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+    from transformers.integrations.fsdp import is_fsdp_managed_module
+
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    return world > 1 and (is_deepspeed_zero3_enabled() or is_fsdp_managed_module(model))
+
+
+def split_backbone_head(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+    """(backbone, lm_head) for models in PLAIN_HEAD_MODEL_TYPES, else None (then the full forward is called)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) not in PLAIN_HEAD_MODEL_TYPES:
+        return None
+    backbone, head = getattr(model, "model", None), getattr(model, "lm_head", None)
+    if not isinstance(backbone, nn.Module) or not isinstance(head, nn.Linear):
+        return None
+    if any(
+        getattr(config, k, None) not in (None, 1, 1.0)
+        for k in ("final_logit_softcapping", "logit_scale", "logits_scaling")
+    ):
+        return None
+    return backbone, head
+
+
+def lean_sample(
+    model: nn.Module,
+    input_ids: torch.LongTensor,
+    logits_processor: Any,
+    stopping_criteria: Any,
+    generation_config: Any,
+    **model_kwargs: Any,
+) -> torch.LongTensor:
+    """Sampling / greedy decoding with the same arithmetic and random draws as `GenerationMixin._sample`.
+
+    Called by `model.generate(..., custom_generate=lean_sample)`, so `generate` has already resolved the generation
+    config, special tokens, lengths, logits processors, stopping criteria, position ids and the cache exactly as it
+    does for its own loop. Per step this does what `_sample` does — the forward with the same inputs, the fp32 copy
+    of the last logits, the processors in their order, `softmax` + one `torch.multinomial` over the full batch
+    (or `argmax`), padding of finished rows, the same stop test — and nothing else: no per-step kwargs rebuilding,
+    no `torch.cat` of the ids, mask and KV cache (preallocated buffers, read through views), no output bookkeeping.
+    Anything it does not handle (synced GPUs, streamers, scores/dict outputs, extra model inputs) runs `_sample`.
+    """
+    from transformers.generation.stopping_criteria import EosTokenCriteria, MaxLengthCriteria
+    from transformers.generation.utils import GENERATION_MODES_MAPPING, GenerationMode
+
+    mode = generation_config.get_generation_mode()
+    extra_kwargs = set(model_kwargs) - _KNOWN_MODEL_KWARGS
+    if (
+        mode not in (GenerationMode.SAMPLE, GenerationMode.GREEDY_SEARCH)
+        or extra_kwargs
+        or generation_config.return_dict_in_generate
+        or not model_kwargs.get("use_cache", True)
+        or model_kwargs.get("cache") is None
+        or _needs_synced_gpus(model)
+    ):
+        logger.debug("lean_sample: %s with inputs %s runs transformers' own loop", mode, sorted(model_kwargs))
+        return getattr(type(model), GENERATION_MODES_MAPPING[mode])(
+            model,
+            input_ids,
+            logits_processor=logits_processor,
+            stopping_criteria=stopping_criteria,
+            generation_config=generation_config,
+            synced_gpus=_needs_synced_gpus(model),
+            **model_kwargs,
+        )
+
+    max_length, eos, other_criteria = None, None, []
+    for criterion in stopping_criteria:
+        if isinstance(criterion, MaxLengthCriteria):
+            max_length = criterion.max_length if max_length is None else min(max_length, criterion.max_length)
+        elif isinstance(criterion, EosTokenCriteria):
+            eos = criterion.eos_token_id
+        else:
+            other_criteria.append(criterion)
+    has_eos_stopping_criteria = any(hasattr(c, "eos_token_id") for c in stopping_criteria)
+    pad_token_id = generation_config._pad_token_tensor
+    if pad_token_id is not None:
+        pad_token_id = pad_token_id.to(input_ids.device)
+    do_sample = generation_config.do_sample
+
+    processors = list(logits_processor)
+    if any(len(inspect.signature(p.__call__).parameters) > 2 for p in processors):
+        # a processor that wants extra kwargs: let the list dispatch them (and raise, as `generate` would)
+        processors = [logits_processor]
+
+    batch_size, prompt_len = input_ids.shape
+    if max_length is None:
+        max_length = prompt_len + (generation_config.max_new_tokens or 0)
+    capacity = max(max_length, prompt_len + 1)
+    cache = model_kwargs["cache"]
+    attention_mask = model_kwargs.get("attention_mask")
+    position_ids = model_kwargs.get("position_ids")
+    logits_to_keep = model_kwargs.get("logits_to_keep")
+    split = split_backbone_head(model) if isinstance(logits_to_keep, int) else None
+    step_kwargs = {"use_cache": True}
+    if split is None and logits_to_keep is not None:
+        step_kwargs["logits_to_keep"] = logits_to_keep
+    keep = (
+        slice(-logits_to_keep, None)
+        if isinstance(logits_to_keep, int) and logits_to_keep > 0
+        else slice(None)
+    )
+
+    def forward(**inputs: Any) -> tuple[torch.Tensor, Any]:
+        if split is None:
+            outputs = model(**inputs, **step_kwargs, return_dict=True)
+            return outputs.logits, getattr(outputs, "cache", None)
+        backbone, head = split
+        outputs = backbone(**inputs, **step_kwargs)
+        return head(outputs.last_hidden_state[:, keep, :]), getattr(outputs, "cache", None)
+
+    # A static (compileable) cache means `generate` may compile the decode forward: keep its exact per-step inputs
+    # (`prepare_inputs_for_generation` builds the fixed-shape 4D mask) and its compiled call; skip the rest.
+    static = bool(getattr(cache, "is_compileable", False)) and type(cache).__name__ != "DynamicCache"
+    compiled_forward = None
+    if static and model._valid_auto_compile_criteria(model_kwargs, generation_config):
+        compiled_forward = model.get_compiled_call(generation_config.compile_config)
+    grad_mode = torch.no_grad() if compiled_forward is not None else torch.inference_mode()
+
+    with grad_mode, _decode_context(model):
+        if not static:
+            preallocate_cache(cache, capacity)
+        ids = input_ids.new_empty(batch_size, capacity)
+        ids[:, :prompt_len] = input_ids
+        mask_buf = None
+        if attention_mask is not None:
+            mask_buf = attention_mask.new_ones(batch_size, capacity)
+            mask_buf[:, :prompt_len] = attention_mask
+        unfinished = torch.ones(batch_size, dtype=torch.long, device=input_ids.device)
+        length = prompt_len
+        step_ids = input_ids.clone(memory_format=torch.contiguous_format)
+        step_positions = position_ids
+        # the position of decode step t is the last prompt position + 1 + t, as `generate` counts
+        decode_positions = None
+        if position_ids is not None:
+            offsets = torch.arange(
+                1, capacity - prompt_len + 1, device=position_ids.device, dtype=position_ids.dtype
+            )
+            decode_positions = position_ids[..., -1:] + offsets
+            positions_buf = torch.cat([position_ids, decode_positions], dim=-1)
+        step = 0
+        while True:
+            if static:
+                model_inputs = model.prepare_inputs_for_generation(
+                    ids[:, :length],
+                    next_sequence_length=prompt_len if step == 0 else 1,
+                    cache=cache,
+                    attention_mask=mask_buf[:, :length] if mask_buf is not None else None,
+                    **({"position_ids": positions_buf[..., :length]} if position_ids is not None else {}),
+                    **{k: v for k, v in model_kwargs.items() if k in ("use_cache", "logits_to_keep")},
+                    is_first_iteration=step == 0,
+                )
+                call = compiled_forward if (compiled_forward is not None and step > 0) else model
+                logits = call(**model_inputs, return_dict=True).logits
+            else:
+                logits, new_cache = forward(
+                    input_ids=step_ids,
+                    cache=cache,
+                    **({"position_ids": step_positions} if step_positions is not None else {}),
+                    **({"attention_mask": mask_buf[:, :length]} if mask_buf is not None else {}),
+                )
+                cache = new_cache if new_cache is not None else cache
+            next_token_logits = logits[:, -1].to(copy=True, dtype=torch.float32, device=input_ids.device)
+            del logits
+            scores = next_token_logits
+            # what LogitsProcessorList does, minus its per-step inspect.signature()
+            for processor in processors:
+                scores = processor(ids[:, :length], scores)
+            if do_sample:
+                probs = nn.functional.softmax(scores, dim=-1)
+                next_tokens = torch.multinomial(probs, num_samples=1).squeeze(1)
+            else:
+                next_tokens = torch.argmax(scores, dim=-1)
+            if has_eos_stopping_criteria:
+                next_tokens = torch.where(unfinished.bool(), next_tokens, pad_token_id)
+            ids[:, length] = next_tokens
+            length += 1
+
+            if length >= capacity:  # MaxLengthCriteria: every row is done
+                break
+            if eos is not None:
+                unfinished = unfinished & ~torch.isin(next_tokens, eos)
+            for criterion in other_criteria:
+                unfinished = unfinished & ~criterion(ids[:, :length], scores)
+            if unfinished.max() == 0:
+                break
+            step_ids = next_tokens[:, None]
+            if decode_positions is not None:
+                step_positions = decode_positions[..., step : step + 1]
+            step += 1
+    return ids[:, :length].clone()
+
+
+@contextlib.contextmanager
+def _decode_context(model: nn.Module) -> Iterator[None]:
+    """`generate`'s decode-time tweaks (e.g. the MoE experts kernel switch on GPU), when this transformers has them."""
+    optimize = getattr(model, "_optimize_model_for_decode", None)
+    with optimize() if optimize is not None else contextlib.nullcontext():
+        yield
+
+
+# --------------------------------------------------------------------------------------------------------------
+# GRPOTrainer mixin
+# --------------------------------------------------------------------------------------------------------------
+
+
+def lean_unsupported_reason(generation_config: Any) -> str | None:
+    """Why `lean_sample` cannot stand in for `generate`'s loop with this config (None = it can)."""
+    if generation_config is None:
+        return "no generation config"
+    if getattr(generation_config, "num_beams", 1) not in (None, 1):
+        return "beam search"
+    if getattr(generation_config, "num_return_sequences", 1) not in (None, 1):
+        return "num_return_sequences > 1"
+    if getattr(generation_config, "guidance_scale", None) not in (None, 1):
+        return "classifier-free guidance"
+    if getattr(generation_config, "stop_strings", None):
+        return "stop strings"
+    if getattr(generation_config, "prefill_chunk_size", None):
+        return "chunked prefill"
+    if getattr(generation_config, "cache_implementation", None) not in (None, "dynamic", "static"):
+        return f"cache_implementation={generation_config.cache_implementation!r}"
+    if getattr(generation_config, "use_cache", True) is False:
+        return "use_cache=False"
+    if getattr(generation_config, "penalty_alpha", None) or getattr(generation_config, "dola_layers", None):
+        return "contrastive / DoLa decoding"
+    return None
+
+
+@contextlib.contextmanager
+def patched_generate(model: nn.Module, generate: Any) -> Iterator[nn.Module]:
+    """Within the block `model.generate` is `generate` (an instance attribute, removed on exit), so TRL's own
+    generation code — padding, unwrapping, ZeRO-3 gathering, EOS masking — runs unchanged around our decode loop."""
+    had_own = "generate" in vars(model)
+    original = vars(model).get("generate")
+    model.generate = generate
+    try:
+        yield model
+    finally:
+        if had_own:
+            model.generate = original
+        else:
+            del model.generate
+
+
+BACKENDS = ("auto", "exact", "compiled")
+# Static cache lengths are rounded up to a multiple of this, so prompt-length changes rarely recompile.
+STATIC_CACHE_BUCKET = 128
+
+
+def static_generation_config(generation_config: Any, prompt_len: int) -> Any:
+    """A copy of `generation_config` that decodes with a static cache (sized to a bucket) and lets `generate` compile."""
+    cfg = copy.deepcopy(generation_config)
+    cfg.cache_implementation = "static"
+    cfg.disable_compile = False
+    need = prompt_len + (cfg.max_new_tokens or 0)
+    cfg.max_cache_len = -(-need // STATIC_CACHE_BUCKET) * STATIC_CACHE_BUCKET
+    return cfg
+
+
+class FastRolloutMixin:
+    """Mix into a `GRPOTrainer` subclass, before it: `class R1ZeroTrainer(FastRolloutMixin, GRPOTrainer)`.
+
+    Overrides only `_generate_single_turn`, and only on the plain transformers path (no vLLM, no continuous
+    batching, no images or tool images, sampling or greedy decoding); everything else goes to TRL unchanged.
+    Read from the training arguments when present, else these class defaults:
+
+    - `fast_rollout` (True): off = TRL's path exactly.
+    - `fast_rollout_backend`: "exact" = `lean_sample` on the policy itself with a dynamic cache (the same tokens
+      as TRL on a fixed seed); "compiled" = `lean_sample` with a static cache and `generate`'s compiled decode
+      forward, on a copy of the weights in `fast_rollout_dtype`, refreshed after every optimizer step (same
+      distribution, not the same draws); "auto" (default) = "compiled" on CUDA, "exact" elsewhere.
+    - `fast_rollout_dtype`: "auto" = bfloat16 on CUDA when training in bf16 (TRL keeps fp32 master weights and
+      generates in fp32 otherwise), else the policy's dtype; or a dtype name.
+    """
+
+    fast_rollout: bool = True
+    fast_rollout_backend: str = "auto"
+    fast_rollout_dtype: str = "auto"
+
+    def _fast_rollout_option(self, name: str) -> Any:
+        return getattr(self.args, name, getattr(type(self), name))
+
+    def _fast_rollout_reason(self, images: Any, multimodal_fields: Any, has_tool_images: bool) -> str | None:
+        """None when the fast path applies; otherwise why not (logged once)."""
+        if not self._fast_rollout_option("fast_rollout"):
+            return "disabled (fast_rollout=False)"
+        if getattr(self, "use_vllm", False):
+            return "vLLM generates"
+        if getattr(self, "use_transformers_continuous_batching", False):
+            return "continuous batching"
+        if images is not None or multimodal_fields or has_tool_images or getattr(self, "_is_vlm", False):
+            return "multimodal inputs"
+        backend = self._fast_rollout_option("fast_rollout_backend")
+        if backend not in BACKENDS:
+            raise ValueError(f"fast_rollout_backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+        return lean_unsupported_reason(getattr(self, "generation_config", None))
+
+    def _log_rollout_path(self, message: str) -> None:
+        if getattr(self, "_fast_rollout_logged", None) != message:
+            logger.info(message)
+            self._fast_rollout_logged = message
+
+    def _resolve_backend(self, model: nn.Module) -> tuple[str, torch.dtype]:
+        backend = self._fast_rollout_option("fast_rollout_backend")
+        on_cuda = next(model.parameters()).device.type == "cuda"
+        if backend == "auto":
+            backend = "compiled" if on_cuda else "exact"
+        policy_dtype = next(model.parameters()).dtype
+        dtype_name = self._fast_rollout_option("fast_rollout_dtype")
+        if backend == "exact":
+            return backend, policy_dtype
+        if dtype_name == "auto":
+            dtype = torch.bfloat16 if (on_cuda and getattr(self.args, "bf16", False)) else policy_dtype
+        else:
+            from r1.models import _DTYPE_ALIASES
+
+            dtype = getattr(torch, _DTYPE_ALIASES.get(dtype_name, dtype_name), None)
+            if not isinstance(dtype, torch.dtype):
+                raise ValueError(
+                    f"fast_rollout_dtype {dtype_name!r} is not a dtype; use auto, bfloat16, float32, ..."
+                )
+        sharded = getattr(self, "is_fsdp_enabled", False) or _needs_synced_gpus(model)
+        try:
+            from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+            sharded = sharded or is_deepspeed_zero3_enabled()
+        except ImportError:
+            pass
+        if dtype != policy_dtype and (sharded or hasattr(model, "peft_config")):
+            self._log_rollout_path("fast rollout: sharded or PEFT policy, generating in the policy's dtype")
+            dtype = policy_dtype
+        return backend, dtype
+
+    def _rollout_replica(self, model: nn.Module, dtype: torch.dtype) -> nn.Module:
+        """The policy itself, or a copy in `dtype` whose weights are refreshed once per optimizer step (in place, so
+        compiled / CUDA-graph decode keeps pointing at the same tensors)."""
+        if next(model.parameters()).dtype == dtype:
+            return model
+        replica = getattr(self, "_r1_rollout_replica", None)
+        if replica is None or next(replica.parameters()).dtype != dtype:
+            from transformers import AutoModelForCausalLM
+
+            device = next(model.parameters()).device
+            with torch.device(device):
+                replica = AutoModelForCausalLM.from_config(
+                    model.config, dtype=dtype, attn_implementation=model.config._attn_implementation
+                )
+            replica.generation_config = copy.deepcopy(model.generation_config)
+            replica.eval().requires_grad_(False)
+            self._r1_rollout_replica, self._r1_rollout_replica_step = replica, None
+            logger.info(
+                "fast rollout: generating with a %s copy of the policy", str(dtype).replace("torch.", "")
+            )
+        step = self.state.global_step
+        if self._r1_rollout_replica_step != step:
+            targets = dict(replica.named_parameters())
+            with torch.no_grad():
+                for name, param in model.named_parameters():
+                    targets[name].copy_(param)
+            self._r1_rollout_replica_step = step
+        return replica
+
+    def _generate_single_turn(
+        self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False
+    ):
+        reason = self._fast_rollout_reason(images, multimodal_fields, has_tool_images)
+        if reason is not None:
+            self._log_rollout_path(f"fast rollout off: {reason}; using TRL's generation path")
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images=has_tool_images
+            )
+        model = self.accelerator.unwrap_model(self.model_wrapped)
+        backend, dtype = self._resolve_backend(model)
+        if backend == "exact":
+            original = model.generate
+
+            def generate(*args: Any, **kwargs: Any) -> Any:
+                return original(*args, custom_generate=lean_sample, **kwargs)
+
+        else:
+            replica = self._rollout_replica(model, dtype)
+
+            def generate(*args: Any, **kwargs: Any) -> Any:
+                input_ids = kwargs.get("input_ids", args[0] if args else None)
+                kwargs["generation_config"] = static_generation_config(
+                    kwargs.get("generation_config") or replica.generation_config, input_ids.shape[-1]
+                )
+                return replica.generate(*args, custom_generate=lean_sample, **kwargs)
+
+        self._log_rollout_path(f"fast rollout on: backend {backend}, {str(dtype).replace('torch.', '')}")
+        with patched_generate(model, generate):
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images=has_tool_images
+            )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Recommended training settings
+# --------------------------------------------------------------------------------------------------------------
+
+# Below this many parameters the activations of a GRPO micro-batch are small next to the weights and optimizer
+# state, so recomputing them (gradient checkpointing) costs time and saves little memory.
+NO_CHECKPOINTING_BELOW_PARAMS = 2_000_000_000
+
+
+def recommended_settings(device: str = "cpu", n_params: int | None = None) -> dict[str, Any]:
+    """`GRPOConfig` fields that make a step faster without changing what it computes (same loss on a fixed seed).
+
+    - `gradient_checkpointing=False` for models under ~2B parameters: TRL turns checkpointing on by default, which
+      re-runs every layer's forward in the backward pass; checkpointing changes memory, not the gradients.
+    - `fast_rollout=True`: `FastRolloutMixin`'s lean decode loop (same tokens as `generate`).
+    Algorithm fields (batch sizes, lengths, temperature, `steps_per_generation`) are deliberately not touched: they
+    change what is trained. When vLLM is installed and a GPU is present, prefer `use_vllm=True` (see module doc).
+    """
+    settings: dict[str, Any] = {"fast_rollout": True}
+    if n_params is None or n_params < NO_CHECKPOINTING_BELOW_PARAMS:
+        settings["gradient_checkpointing"] = False
+    return settings
