@@ -124,7 +124,7 @@ HOSTILE = [
 
 
 def test_hostile_batch_returns_floats_quickly():
-    verify_batch(["1"], ["1"])  # workers up (start-up is not what this measures)
+    verify_batch(["1/1"], ["1"])  # workers up (start-up is not what this measures)
     start = time.monotonic()
     out = accuracy_reward(HOSTILE, answer=["5"] * len(HOSTILE))
     elapsed = time.monotonic() - start
@@ -144,7 +144,9 @@ def _warm_pool() -> None:
     """Grade until every worker has reported ready (readiness is noticed while a batch runs)."""
     end = time.monotonic() + 60
     while time.monotonic() < end:
-        fresh = [f"{time.monotonic_ns()}{k}" for k in range(8)]  # never cached: really goes to the workers
+        fresh = [
+            f"{time.monotonic_ns()}{k}/1" for k in range(8)
+        ]  # never cached, not integers: goes to workers
         verify_batch(fresh, fresh)
         workers = verify_mod._POOL._workers
         if len(workers) >= verify_mod._POOL.size and all(w.ready for w in workers):
@@ -162,9 +164,10 @@ def test_stuck_worker_is_killed_and_replaced():
     try:
         n = len(frozen) + 3
         golds = [str(100 + k) for k in range(n)]
+        preds = [f"{2 * (100 + k)}/2" for k in range(n)]  # not plain integers: these need a worker
         start = time.monotonic()
         # 1 s: less than a fresh worker's start-up on a busy machine, which must not be charged to any item
-        out = verify_batch(golds, golds, timeout=1.0)
+        out = verify_batch(preds, golds, timeout=1.0)
         elapsed = time.monotonic() - start
     finally:
         for pid in frozen:
@@ -176,7 +179,7 @@ def test_stuck_worker_is_killed_and_replaced():
     assert elapsed < 15
     alive = {w.proc.pid for w in verify_mod._POOL._workers}
     assert not alive & set(frozen)
-    assert verify_batch(golds, golds) == [True] * n  # the timed-out items were not cached as False
+    assert verify_batch(preds, golds) == [True] * n  # the timed-out items were not cached as False
 
 
 def test_calls_from_threads():
@@ -283,7 +286,7 @@ def test_killed_parent_leaves_no_workers():
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_forked_child_gets_its_own_workers():
-    verify_batch(["1"], ["1"])
+    verify_batch(["3/3"], ["1"])
     parent_pids = {w.proc.pid for w in verify_mod._POOL._workers}
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -307,7 +310,7 @@ def test_timeout_setting(monkeypatch):
     assert verify_mod._env_timeout() == 0.7
     monkeypatch.setenv("R1_VERIFY_TIMEOUT", "soon")
     assert verify_mod._env_timeout() == verify_mod.DEFAULT_TIMEOUT
-    assert rewards.verify_batch(["1"], ["1"], timeout=0.5) == [True]
+    assert rewards.verify_batch(["5/5"], ["1"], timeout=0.5) == [True]
 
 
 def test_workers_that_cannot_start_give_none_not_zero(monkeypatch, caplog):
@@ -315,14 +318,12 @@ def test_workers_that_cannot_start_give_none_not_zero(monkeypatch, caplog):
     verify_mod.shutdown()
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     start = time.monotonic()
-    assert accuracy_reward(["<answer>41</answer>", "<answer>42</answer>"], answer=["42", "42"]) == [
-        None,
-        None,
-    ]
+    completions = ["<answer>41/1</answer>", "<answer>84/2</answer>"]  # fractions: a worker must grade them
+    assert accuracy_reward(completions, answer=["42", "42"]) == [None, None]
     assert time.monotonic() - start < 10
     assert "verification worker" in caplog.text
     monkeypatch.undo()
-    assert accuracy_reward(["<answer>41</answer>", "<answer>42</answer>"], answer=["42", "42"]) == [0.0, 1.0]
+    assert accuracy_reward(completions, answer=["42", "42"]) == [0.0, 1.0]
 
 
 @settings(max_examples=150, deadline=None)
