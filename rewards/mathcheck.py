@@ -33,23 +33,7 @@ _NUMBER_THEN_WORDS_RE = re.compile(
 )
 _BASE_NUMBER_RE = re.compile(r"\s*([0-9A-Za-z]+)_\{?(\d{1,2})\}?\s*")
 _PERCENT_RE = re.compile(r"\s*\\?%$")
-_MATH_WORDS = {
-    "sin",
-    "cos",
-    "tan",
-    "cot",
-    "sec",
-    "csc",
-    "log",
-    "ln",
-    "exp",
-    "sqrt",
-    "mod",
-    "pmod",
-    "pi",
-    "and",
-    "or",
-}
+_MATH_WORDS = frozenset("sin cos tan cot sec csc log ln exp sqrt mod pmod pi and or".split())
 
 
 def _clean(answer: str) -> str:
