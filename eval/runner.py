@@ -33,6 +33,7 @@ from eval.generation import Completion, Generator, TransformersGenerator, sample
 from eval.metrics import SampleResult, compute_metrics
 from r1.artifacts import append_jsonl, atomic_write_json, iter_jsonl, repair_jsonl
 from r1.templates import Template, get_template, with_prefill
+from rewards import cluster_answers, extract_answer, format_reward, verify_batch
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +150,6 @@ def grade(completions: Sequence[str], references: Sequence[str], template: Templ
 
     `correct` is None when the reference itself cannot be parsed (counted as wrong, reported separately).
     """
-    from rewards import extract_answer, format_reward, verify_batch
-
     texts = with_prefill(list(completions), template.prefill)
     answers = [extract_answer(t) for t in texts]
     correct = verify_batch(answers, [str(r) for r in references])
@@ -303,11 +302,7 @@ def evaluate(
         bar.close()
     wall = time.time() - start
 
-    results = [
-        [_as_result(done[(k, j)]) for j in range(num_samples)] for k in keys
-    ]
-    from rewards import cluster_answers
-
+    results = [[_as_result(done[(k, j)]) for j in range(num_samples)] for k in keys]
     metrics = compute_metrics(results, cluster_answers)
     metrics["unusable_references"] = sum(done[(k, 0)]["correct"] is None for k in keys)
     metrics["wall_time_s"] = wall
