@@ -435,6 +435,11 @@ def main() -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     workdir = Path(tempfile.mkdtemp(prefix="grpo_bench_models_"))
     model_path = materialise_model(args.size, workdir)
+    out = (
+        Path(args.out)
+        if args.out
+        else REPO / "benchmarks" / "results" / f"grpo_step_{args.size}_{args.device}.json"
+    )
     load_before = load_average()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     runs: dict[str, list[dict[str, Any]]] = {p: [] for p in PATHS}
@@ -471,6 +476,11 @@ def main() -> int:
                 log(f"{path} failed (exit {proc.returncode})")
                 return 1
             runs[path].append(json.loads(result_file.read_text()))
+            # Keep what was measured so far, in case a time limit cuts the run short.
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(
+                json.dumps({"partial": True, "size": args.size, "device": args.device, "runs": runs}) + "\n"
+            )
             log(f"  done in {time.time() - t:.0f}s")
     load_after = load_average()
 
@@ -502,11 +512,6 @@ def main() -> int:
         "per_step_agreement_round1": equality,
         "per_step_logs_round1": {p: runs[p][0]["logs"] for p in PATHS},
     }
-    out = (
-        Path(args.out)
-        if args.out
-        else REPO / "benchmarks" / "results" / f"grpo_step_{args.size}_{args.device}.json"
-    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
 
