@@ -84,8 +84,8 @@ def build(records: list[dict]) -> tuple[list[str], list[str], list[bool], list[s
 
 
 def workers_cpu() -> float:
-    """CPU seconds used so far by the live verification workers."""
-    return sum(verify_mod._cpu_seconds(w.proc.pid) or 0.0 for w in verify_mod._POOL._workers)
+    """CPU seconds used so far by the live verification processes (fork server and workers)."""
+    return sum(verify_mod._cpu_seconds(pid) or 0.0 for pid in verify_mod._POOL.pids())
 
 
 def machine() -> dict:

@@ -1,10 +1,18 @@
-"""Verification worker process: `python -m rewards._worker` (started by `rewards.verify`, not by users).
+"""Verification processes: `python -m rewards._worker` (started by `rewards.verify`, not by users).
 
-Protocol, one JSON object per line: the worker first prints {"ready": true}; then for each request
-{"i": id, "p": pred, "g": gold, "t": cpu_seconds} it replies {"i": id, "r": true|false|null, "timeout": bool}.
-It exits on stdin EOF, and (Linux) is killed with its parent through PR_SET_PDEATHSIG, so no orphan survives
-a killed trainer. sympy runs here, in this process's main thread, so a CPU-time signal timer can interrupt it; a
-hang inside C code that ignores signals is ended by the parent killing this process.
+The parent starts one *fork server* with `subprocess` (never multiprocessing). It imports sympy and math-verify
+once, warms them up, and then forks one worker per request. Each request carries one end of a socket pair
+(SCM_RIGHTS); the forked worker grades answers over it. Forking from this single-threaded process is safe (the
+trainer, which may run threads, never forks), and a new worker is ready in milliseconds with warm caches, so
+replacing a killed worker costs almost nothing.
+
+Worker protocol, one JSON object per line: the worker first sends {"ready": true, "pid": pid}; then for each
+request {"i": id, "p": pred, "g": gold, "t": cpu_seconds} it replies {"i": id, "r": true|false|null,
+"timeout": bool}. It exits when its socket closes. sympy runs in the worker's main thread, so a CPU-time signal
+timer interrupts slow Python code; a hang inside C code is ended by the parent killing the worker.
+
+Lifetimes (Linux, PR_SET_PDEATHSIG): the fork server dies with the parent, the workers die with the fork server,
+so a killed trainer leaves no process behind. The fork server exits when its control socket closes.
 """
 
 from __future__ import annotations
@@ -12,12 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import select
 import signal
+import socket
 import sys
 import warnings
 
 PR_SET_PDEATHSIG = 1
+# First-use costs (sympy imports its simplify/polys/sets/matrices machinery lazily, the LaTeX parser builds its
+# prediction tables) are paid once, in the fork server before it forks anything, so every worker starts warm.
 _WARMUP = [
     ("\\frac{1}{2}", "0.5"),
     ("(x+1)^2", "x^2+2x+1"),
@@ -27,6 +37,14 @@ _WARMUP = [
     ("x=3", "3"),
     ("2^{1/2}", "\\sqrt2"),
     ("30^\\circ", "\\frac{\\pi}{6}"),
+    ("\\frac{3\\sqrt{3}}{4}", "1.299"),
+    ("(-\\infty, 0] \\cup (2, \\infty)", "x \\le 0"),
+    ("6 - 5i", "-5i+6"),
+    ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\pi/2)"),
+    ("\\text{(C)}", "C"),
+    ("10\\%", "\\$10"),
+    ("1 \\pm \\sqrt{19}", "1+\\sqrt{19}, 1-\\sqrt{19}"),
+    ("\\dfrac{14}{3}", "4\\frac{2}{3}"),
 ]
 
 
@@ -34,7 +52,7 @@ class ItemTimeout(BaseException):
     """Raised by the timer; a BaseException so that math-verify's and sympy's `except Exception` do not eat it."""
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(expected_parent: int | None) -> None:
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -42,13 +60,12 @@ def _die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         except Exception:
             pass
-    parent = os.environ.get("R1_VERIFY_PARENT_PID")
-    if parent and parent.isdigit() and os.getppid() != int(parent):
+    if expected_parent and os.getppid() != expected_parent:
         os._exit(0)  # the parent died before prctl took effect
 
 
 def _limit_memory() -> None:
-    """A hostile answer must not swap the machine to death: cap this process's address space."""
+    """A hostile answer must not swap the machine to death: cap the address space (inherited by workers)."""
     try:
         import resource
 
@@ -59,53 +76,8 @@ def _limit_memory() -> None:
         pass
 
 
-def _on_alarm(signum, frame):
+def _on_timer(signum, frame):
     raise ItemTimeout
-
-
-def main() -> None:
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business; it cleans us up
-    # The protocol owns the original stdout; anything else that prints (sympy, warnings) goes to stderr.
-    out = os.fdopen(os.dup(1), "wb", buffering=0)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    warnings.simplefilter("ignore")
-    logging.disable(logging.CRITICAL)  # math-verify logs every timeout/parse failure as a warning
-    _limit_memory()
-
-    from rewards import mathcheck
-
-    mathcheck.verify_pair(*_WARMUP[0])  # compiles math-verify's regexes
-    signal.signal(signal.SIGPROF, _on_alarm)
-
-    def reply(obj: dict) -> None:
-        out.write(json.dumps(obj).encode() + b"\n")
-
-    reply({"ready": True, "pid": os.getpid()})
-    # sympy imports its simplify/polys/sets/matrices machinery on first use (~0.3 s of CPU). Pay that while idle,
-    # one small step at a time, so neither start-up nor the first real answers carry it.
-    warmup = list(_WARMUP[1:])
-    pending = b""
-    while True:
-        while b"\n" not in pending:
-            if warmup and not select.select([0], [], [], 0)[0]:
-                try:
-                    mathcheck.verify_pair(*warmup.pop(0))
-                except Exception:
-                    pass
-                continue
-            chunk = os.read(0, 1 << 16)
-            if not chunk:
-                return  # stdin closed: the parent is done with us
-            pending += chunk
-        line, pending = pending.split(b"\n", 1)
-        try:
-            req = json.loads(line)
-            item, pred, gold, seconds = req["i"], req["p"], req["g"], float(req["t"])
-        except Exception:
-            continue
-        reply({"i": item, **_grade(mathcheck, pred, gold, seconds)})
 
 
 def _grade(mathcheck, pred: str, gold: str, cpu_seconds: float) -> dict:
@@ -123,5 +95,76 @@ def _grade(mathcheck, pred: str, gold: str, cpu_seconds: float) -> dict:
     return {"r": result, "timeout": False}
 
 
+def serve(conn: socket.socket) -> None:
+    """A worker: grade requests from `conn` until it closes."""
+    from rewards import mathcheck
+
+    signal.signal(signal.SIGPROF, _on_timer)
+
+    def reply(obj: dict) -> None:
+        conn.sendall(json.dumps(obj).encode() + b"\n")
+
+    reply({"ready": True, "pid": os.getpid()})
+    pending = b""
+    while True:
+        while b"\n" not in pending:
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                return  # the parent closed the connection (or is gone)
+            pending += chunk
+        line, pending = pending.split(b"\n", 1)
+        try:
+            req = json.loads(line)
+            item, pred, gold, seconds = req["i"], req["p"], req["g"], float(req["t"])
+        except Exception:
+            continue
+        reply({"i": item, **_grade(mathcheck, pred, gold, seconds)})
+
+
+def fork_server() -> None:
+    """Fork a worker for each socket received on stdin (a Unix socket); exit when it closes."""
+    parent = os.environ.get("R1_VERIFY_PARENT_PID", "")
+    _die_with_parent(int(parent) if parent.isdigit() else None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business; it cleans us up
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped automatically
+    os.dup2(2, 1)  # stray prints (sympy, warnings) go to stderr
+    sys.stdout = sys.stderr
+    warnings.simplefilter("ignore")
+    logging.disable(logging.CRITICAL)  # math-verify logs every timeout and parse failure as a warning
+    _limit_memory()
+
+    from rewards import mathcheck
+
+    for pred, gold in _WARMUP:  # before the first fork, so that every worker starts warm
+        try:
+            mathcheck.verify_pair(pred, gold)
+        except Exception:
+            pass
+    control = socket.socket(fileno=0)
+    server_pid = os.getpid()
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(control, 16, 4)
+        except OSError:
+            return
+        if not msg:
+            return  # the parent closed the control socket
+        for fd in fds:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    control.close()
+                    for other in fds:  # another worker's socket must not stay open here (EOF = death)
+                        if other != fd:
+                            os.close(other)
+                    _die_with_parent(server_pid)
+                    with socket.socket(fileno=fd) as conn:
+                        serve(conn)
+                finally:
+                    os._exit(0)
+        for fd in fds:
+            os.close(fd)
+
+
 if __name__ == "__main__":
-    main()
+    fork_server()

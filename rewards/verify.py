@@ -3,15 +3,17 @@
 Why processes, and why these: sympy can run for minutes (or forever, inside C where signals do not reach) on a
 hostile answer, and merely printing a parsed power tower hangs. math-verify's own timeout uses `signal.alarm`,
 which only works in the main thread (verl once scored every answer 0 because that error was swallowed). So
-grading happens in `python -m rewards._worker` processes started with `subprocess` (no multiprocessing: a spawn
-pool breaks in scripts without a main guard, REPLs and `python -`, and fork is unsafe in a threaded torch
-process). Each item starts its clock when a worker starts grading it (a replacement's start-up is never charged to
-an item). The worker stops an item itself after 80% of `timeout` (default 2 s, env `R1_VERIFY_TIMEOUT`) in CPU
-time; a worker that has not answered by `timeout` although it had that CPU time is stuck in C code and is killed
-and replaced. Either way the item is False. On an overloaded machine a worker that did not get that CPU time is
+grading happens in worker processes: `python -m rewards._worker`, started with `subprocess` (no multiprocessing:
+a spawn pool breaks in scripts without a main guard, REPLs and `python -`; this process may run threads, so it
+never forks), imports sympy once and forks warm workers on request (see `rewards._worker`).
+
+Each item starts its clock when a worker starts grading it (a replacement's start-up is never charged to an
+item). The worker stops an item itself after 80% of `timeout` (default 2 s, env `R1_VERIFY_TIMEOUT`) in CPU time;
+a worker that has not answered by `timeout` although it had that CPU time is stuck in C code and is killed and
+replaced. Either way the item is False. On an overloaded machine a worker that did not get that CPU time is
 starved, not stuck, and may take up to 3x `timeout` of wall time (Linux), so load never turns right answers into
-zeros. Extra workers start while items look hung, so several hangs overlap instead of queueing. This process never
-imports sympy or math-verify.
+zeros. There is one worker per core: hung items burn CPU, so more workers would not make hangs overlap any
+better. This process never imports sympy or math-verify.
 
 Verdicts: True/False, or None when the reference is unusable (or no worker could start: logged as an error), so
 TRL skips the sample instead of learning from a fake 0.
@@ -26,6 +28,8 @@ import os
 import queue
 import re
 import selectors
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -45,8 +49,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 2.0
 START_TIMEOUT = 60.0  # seconds a new worker may take to import sympy and say "ready"
 MAX_START_FAILURES = 3  # consecutive workers dying before "ready": give up on this batch (verdicts None)
-# After this fraction of the timeout a running item counts as hung, and extra workers start for the queue.
-BURST_AFTER = 0.5
 # At its deadline, a worker that has not yet used its CPU budget (plus this margin) was starved, not stuck, and
 # gets more wall time, up to MAX_STRETCH times the timeout.
 STARVED_MARGIN = 0.15
@@ -82,8 +84,8 @@ def _cpu_count() -> int:
 
 
 def _default_workers() -> int:
-    """One worker per core (at least 2, at most 16): more only adds context switches. Hung items get extra
-    workers on demand (`_Pool._burst`), so a few simultaneous hangs still overlap instead of queueing."""
+    """One worker per core (at least 2, at most 16). More would not overlap hangs any better: a hung item burns
+    CPU, so hangs compete for the same cores; they would only add context switches."""
     raw = os.environ.get("R1_VERIFY_WORKERS", "")
     if raw.isdigit() and int(raw) > 0:
         return int(raw)
@@ -115,20 +117,30 @@ def _as_text(value: Any) -> str:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User+system CPU seconds a process has used (Linux /proc), or None."""
+def _proc_stat(pid: int | None) -> list[bytes] | None:
+    if pid is None:
+        return None
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    except (OSError, IndexError, ValueError):
+            return f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User+system CPU seconds a process has used (Linux /proc), or None."""
+    fields = _proc_stat(pid)
+    try:
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS if fields else None
+    except (IndexError, ValueError):
         return None
 
 
 @dataclass
 class _Worker:
-    proc: subprocess.Popen
+    sock: socket.socket  # our end of the socket pair; the worker (a fork of the fork server) has the other
     started_at: float
+    pid: int | None = None  # known once the worker says ready
     ready: bool = False
     # Items sent and not yet answered, oldest first: (index in the batch, request id). The worker grades them in
     # order, so the first one is running; the others wait in its pipe so that it never idles between items.
@@ -136,20 +148,19 @@ class _Worker:
     item_started: float = 0.0  # when the running item started (its predecessor's reply arrived)
     cpu_at_start: float | None = None  # the worker's CPU seconds then
     deadline: float = 0.0
-    lane: int | None = None  # the queue lane this worker serves first (None for burst workers)
-    replaced: bool = False  # a burst worker was already started because of the running item
+    lane: int | None = None  # the queue lane this worker serves first
     done: int = 0
     buf: bytearray = field(default_factory=bytearray)
 
     def start_clock(self, now: float, timeout: float) -> None:
-        self.item_started, self.deadline, self.replaced = now, now + timeout, False
-        self.cpu_at_start = _cpu_seconds(self.proc.pid)
+        self.item_started, self.deadline = now, now + timeout
+        self.cpu_at_start = _cpu_seconds(self.pid)
 
 
 class _Spawner:
-    """Starts workers from one long-lived thread.
+    """Starts the fork server from one long-lived thread.
 
-    PR_SET_PDEATHSIG fires when the *thread* that started the child exits, so a worker started from a caller's
+    PR_SET_PDEATHSIG fires when the *thread* that started the child exits, so a server started from a caller's
     short-lived thread would be killed with that thread. A daemon thread that lives as long as the process avoids it.
     """
 
@@ -219,11 +230,11 @@ class _Pool:
         self._workers: list[_Worker] = []
         self._selector: selectors.BaseSelector | None = None
         self._spawner: _Spawner | None = None
+        self._server: subprocess.Popen | None = None  # the fork server
+        self._control: socket.socket | None = None  # our end of its control socket
         self._start_failures = 0
         self._tokens = 0
         self.size = _default_workers()
-        self.max_size = max(8, 2 * self.size)
-        self._max_starting = max(2, self.size // 2)
         self.stats = {"in_process": 0, "items": 0, "timeouts": 0, "killed": 0, "crashed": 0, "started": 0}
 
     # -- process management
@@ -238,12 +249,14 @@ class _Pool:
         env["R1_VERIFY_PARENT_PID"] = str(os.getpid())
         return env
 
-    def _spawn(self) -> None:
+    def _start_server(self) -> None:
+        """Start the fork server (from the long-lived spawner thread, see `_Spawner`)."""
+        ours, theirs = socket.socketpair()
+
         def start() -> subprocess.Popen:
             return subprocess.Popen(
                 [sys.executable, "-m", "rewards._worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
+                stdin=theirs.fileno(),
                 env=self._env(),
                 close_fds=True,
             )
@@ -251,43 +264,95 @@ class _Pool:
         if self._spawner is None:
             self._spawner = _Spawner()
         try:
-            proc = self._spawner.call(start)
+            self._server = self._spawner.call(start)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._control = ours
+
+    def _server_alive(self) -> bool:
+        return self._server is not None and self._server.poll() is None
+
+    def _stop_server(self) -> None:
+        if self._control is not None:
+            self._control.close()  # the server exits on EOF; its workers die with it (PR_SET_PDEATHSIG)
+            self._control = None
+        if self._server is not None:
+            try:
+                self._server.wait(timeout=2)
+            except Exception:
+                self._server.kill()
+                try:
+                    self._server.wait(timeout=5)
+                except Exception:
+                    pass
+            self._server = None
+
+    def _spawn(self) -> None:
+        """Ask the fork server for one more worker (it is ready when it says so)."""
+        ours, theirs = socket.socketpair()
+        try:
+            for attempt in (1, 2):
+                try:
+                    if not self._server_alive():
+                        self._stop_server()
+                        self._start_server()
+                    assert self._control is not None
+                    socket.send_fds(self._control, [b"f"], [theirs.fileno()])
+                    break
+                except OSError:
+                    if attempt == 2:
+                        raise
+                    self._stop_server()  # it died between the check and the request: start a new one
         except Exception as e:
             logger.error("could not start a verification worker (%s: %s)", type(e).__name__, e)
             self._start_failures += 1
+            ours.close()
             return
+        finally:
+            theirs.close()
         taken = {w.lane for w in self._workers}
         lane = next((k for k in range(self.size) if k not in taken), None)
-        worker = _Worker(proc=proc, started_at=time.monotonic(), lane=lane)
+        worker = _Worker(sock=ours, started_at=time.monotonic(), lane=lane)
         self._workers.append(worker)
         assert self._selector is not None
-        self._selector.register(proc.stdout, selectors.EVENT_READ, worker)
+        self._selector.register(ours, selectors.EVENT_READ, worker)
         self.stats["started"] += 1
 
+    def _kill(self, worker: _Worker) -> None:
+        """SIGKILL a worker, making sure the pid is still our fork server's child (pids get reused)."""
+        fields = _proc_stat(worker.pid)
+        if (
+            worker.pid is None
+            or not fields
+            or self._server is None
+            or fields[1] != str(self._server.pid).encode()
+        ):
+            return
+        try:
+            os.kill(worker.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
     def _retire(self, worker: _Worker, kill: bool) -> None:
-        """Stop a worker (kill it if it may be stuck) and forget it."""
+        """Forget a worker: kill it if it may be stuck, and close its socket (an idle worker exits on EOF)."""
         if worker in self._workers:
             self._workers.remove(worker)
         try:
             assert self._selector is not None
-            self._selector.unregister(worker.proc.stdout)
+            self._selector.unregister(worker.sock)
         except Exception:
             pass
-        proc = worker.proc
-        try:
-            if kill:
-                proc.kill()
-            proc.stdin.close()
-        except Exception:
-            pass
-        try:
-            proc.wait(timeout=0 if not kill else 5)
-        except Exception:
-            pass  # an idle worker exits on stdin EOF; whatever is left is reaped by `shutdown`
-        try:
-            proc.stdout.close()
-        except Exception:
-            pass
+        if kill:
+            self._kill(worker)
+        worker.sock.close()
+
+    def pids(self) -> list[int]:
+        """Process ids of the fork server and the workers that reported ready (for tests and benchmarks)."""
+        server = [self._server.pid] if self._server_alive() else []
+        return server + [w.pid for w in self._workers if w.pid is not None]
 
     def _ensure_started(self) -> None:
         if self._pid != os.getpid():  # we are a forked child: the workers belong to the parent
@@ -295,8 +360,6 @@ class _Pool:
         if self._selector is None:
             self._selector = selectors.DefaultSelector()
         while len(self._workers) < self.size and self._start_failures < MAX_START_FAILURES:
-            if sum(not w.ready for w in self._workers) >= self._max_starting:
-                break  # start a few at a time: the first becomes ready sooner than if all share the CPU
             before = len(self._workers)
             self._spawn()
             if len(self._workers) == before:
@@ -312,24 +375,8 @@ class _Pool:
                 return
             workers, self._workers = list(self._workers), []
             for w in workers:
-                try:
-                    w.proc.stdin.close()
-                except Exception:
-                    pass
-            end = time.monotonic() + 1.0
-            for w in workers:
-                try:
-                    w.proc.wait(timeout=max(0.0, end - time.monotonic()))
-                except Exception:
-                    w.proc.kill()
-                    try:
-                        w.proc.wait(timeout=5)
-                    except Exception:
-                        pass
-                try:
-                    w.proc.stdout.close()
-                except Exception:
-                    pass
+                w.sock.close()  # an idle worker exits on EOF...
+            self._stop_server()  # ... and a busy one dies with the fork server
             if self._selector is not None:
                 self._selector.close()
                 self._selector = None
@@ -341,11 +388,9 @@ class _Pool:
         """A forked child must not talk to its parent's workers: drop them (without killing them)."""
         self._lock = threading.Lock()
         for w in self._workers:
-            for stream in (w.proc.stdin, w.proc.stdout):
-                try:
-                    stream.close()
-                except Exception:
-                    pass
+            w.sock.close()
+        if self._control is not None:
+            self._control.close()
         self._reset_state()
 
     # -- grading
@@ -380,7 +425,11 @@ class _Pool:
                     len(todo),
                 )
                 break
-            wake = self._burst(todo, timeout)
+            wake = min(
+                [w.deadline for w in self._workers if w.sent]
+                + [w.started_at + START_TIMEOUT for w in self._workers if not w.ready],
+                default=time.monotonic() + 1.0,
+            )
             for key, _ in self._selector.select(max(0.0, wake - time.monotonic())):
                 self._read(key.data, results, todo, pairs, timeout)
 
@@ -401,8 +450,6 @@ class _Pool:
         for w in list(self._workers):
             if w.sent:  # only after giving up: never leave a worker holding a stale item
                 self._retire(w, kill=True)
-            elif len(self._workers) > self.size:  # burst workers go when the batch is done
-                self._retire(w, kill=not w.ready)
         self.stats["items"] += len(pairs)
         return results
 
@@ -418,11 +465,9 @@ class _Pool:
                 pred, gold = pairs[i]
                 self._tokens += 1
                 try:
-                    w.proc.stdin.write(
-                        json.dumps({"i": self._tokens, "p": pred, "g": gold, "t": soft}).encode()
+                    w.sock.sendall(
+                        json.dumps({"i": self._tokens, "p": pred, "g": gold, "t": soft}).encode() + b"\n"
                     )
-                    w.proc.stdin.write(b"\n")
-                    w.proc.stdin.flush()
                 except Exception:  # died while idle (e.g. killed from outside): its items go elsewhere
                     todo.push(i, gold, front=True)
                     self._drop(w, todo, pairs, kill=True)
@@ -430,36 +475,6 @@ class _Pool:
                 w.sent.append((i, self._tokens))
                 if len(w.sent) == 1:
                     w.start_clock(time.monotonic(), timeout)
-
-    def _burst(self, todo: _Lanes, timeout: float) -> float:
-        """Start extra workers while work queues behind items that look hung; return when to look again.
-
-        An item looks hung after BURST_AFTER of its timeout if it has also used a quarter of the timeout in CPU
-        (on an overloaded machine, a merely starved item must not trigger more processes).
-        """
-        now = time.monotonic()
-        starting = [w for w in self._workers if not w.ready]
-        wake = min(
-            [w.deadline for w in self._workers if w.sent] + [w.started_at + START_TIMEOUT for w in starting],
-            default=now + 1.0,
-        )
-        if not todo or len(self._workers) >= self.max_size:
-            return wake
-        for w in [w for w in self._workers if w.sent and not w.replaced]:
-            check_at = w.item_started + timeout * BURST_AFTER
-            if now < check_at:
-                wake = min(wake, check_at)
-                continue
-            cpu = _cpu_seconds(w.proc.pid)
-            if cpu is None or w.cpu_at_start is None or cpu - w.cpu_at_start >= timeout / 4:
-                room = min(len(todo), self.max_size - len(self._workers)) - len(starting)
-                if room > 0:
-                    w.replaced = True
-                    self._spawn()
-                    starting = [w for w in self._workers if not w.ready]
-            else:
-                wake = min(wake, now + 0.1)  # starved so far: look again soon
-        return wake
 
     def _drop(self, w: _Worker, todo: _Lanes, pairs: Sequence[tuple[str, str]], kill: bool) -> None:
         """Retire a worker and requeue the items that were waiting in its pipe (not the running one)."""
@@ -478,7 +493,7 @@ class _Pool:
         waited for a CPU; killing it would turn a correct answer into a silent zero. The wait is capped at
         MAX_STRETCH times the timeout. Linux only (/proc); elsewhere the deadline is plain wall-clock time.
         """
-        cpu = _cpu_seconds(w.proc.pid)
+        cpu = _cpu_seconds(w.pid)
         if cpu is None or w.cpu_at_start is None:
             return False
         used = cpu - w.cpu_at_start
@@ -493,7 +508,7 @@ class _Pool:
         self, w: _Worker, results: list, todo: _Lanes, pairs: Sequence[tuple[str, str]], timeout: float
     ) -> None:
         try:
-            chunk = os.read(w.proc.stdout.fileno(), 1 << 16)
+            chunk = w.sock.recv(1 << 16)
         except OSError:
             chunk = b""
         if not chunk:  # the worker died
@@ -513,7 +528,7 @@ class _Pool:
             except ValueError:
                 continue
             if msg.get("ready"):
-                w.ready = True
+                w.ready, w.pid = True, msg.get("pid")
                 self._start_failures = 0
                 self._ensure_started()
             elif w.sent and msg.get("i") == w.sent[0][1]:

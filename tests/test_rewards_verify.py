@@ -157,7 +157,7 @@ def _warm_pool() -> None:
 def test_stuck_worker_is_killed_and_replaced():
     """Freeze every worker (as if stuck in C code): their items time out, later items and calls still verify."""
     _warm_pool()
-    frozen = [w.proc.pid for w in verify_mod._POOL._workers]
+    frozen = [w.pid for w in verify_mod._POOL._workers]
     assert frozen
     for pid in frozen:
         os.kill(pid, signal.SIGSTOP)
@@ -177,7 +177,7 @@ def test_stuck_worker_is_killed_and_replaced():
                 pass
     assert out.count(False) == len(frozen) and out.count(True) == 3, out
     assert elapsed < 15
-    alive = {w.proc.pid for w in verify_mod._POOL._workers}
+    alive = {w.pid for w in verify_mod._POOL._workers}
     assert not alive & set(frozen)
     assert verify_batch(preds, golds) == [True] * n  # the timed-out items were not cached as False
 
@@ -195,16 +195,16 @@ def test_calls_from_threads():
         t.join(60)
     assert results == {k: [True, False] for k in range(1, 7)}
     # workers started from a thread that has ended still serve (they are owned by a long-lived thread)
-    pids = {w.proc.pid for w in verify_mod._POOL._workers}
+    pids = {w.pid for w in verify_mod._POOL._workers}
     verify_mod.shutdown()
     t = threading.Thread(target=lambda: results.update(x=verify_batch(["7/7"], ["1"])))
     t.start()
     t.join(60)
-    started = {w.proc.pid for w in verify_mod._POOL._workers}
+    started = {w.pid for w in verify_mod._POOL._workers}
     assert results["x"] == [True] and started and not started & pids
     time.sleep(0.5)  # had PR_SET_PDEATHSIG been tied to the ended thread, these workers would now be dead
     assert verify_batch(["4/2"], ["2"]) == [True]
-    assert started <= {w.proc.pid for w in verify_mod._POOL._workers}
+    assert started <= {w.pid for w in verify_mod._POOL._workers}
     assert all(_alive(pid) for pid in started)
 
 
@@ -215,7 +215,7 @@ import os, sys
 import rewards
 from rewards import verify
 print(rewards.accuracy_reward(["<answer>\\\\boxed{\\\\frac{1}{2}}</answer>", "<answer>3</answer>"], answer=["0.5", "4"]))
-print("PIDS", *[w.proc.pid for w in verify._POOL._workers], flush=True)
+print("PIDS", *verify._POOL.pids(), flush=True)
 """
 
 
@@ -287,13 +287,13 @@ def test_killed_parent_leaves_no_workers():
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_forked_child_gets_its_own_workers():
     verify_batch(["3/3"], ["1"])
-    parent_pids = {w.proc.pid for w in verify_mod._POOL._workers}
+    parent_pids = {w.pid for w in verify_mod._POOL._workers}
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: must not talk to the parent's workers
         try:
             ok = verify_batch(["\\frac{3}{6}"], ["0.5"]) == [True]
-            own = {w.proc.pid for w in verify_mod._POOL._workers}
+            own = {w.pid for w in verify_mod._POOL._workers}
             os.write(write_end, b"ok" if ok and own and not own & parent_pids else b"bad")
             verify_mod.shutdown()
         finally:
@@ -301,7 +301,7 @@ def test_forked_child_gets_its_own_workers():
     os.close(write_end)
     _, status = os.waitpid(pid, 0)
     assert os.read(read_end, 8) == b"ok"
-    assert {w.proc.pid for w in verify_mod._POOL._workers} == parent_pids
+    assert {w.pid for w in verify_mod._POOL._workers} == parent_pids
     assert verify_batch(["0.25"], ["1/4"]) == [True]
 
 
