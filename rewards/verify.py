@@ -84,12 +84,15 @@ def _cpu_count() -> int:
 
 
 def _default_workers() -> int:
-    """One worker per core (at least 2, at most 16). More would not overlap hangs any better: a hung item burns
-    CPU, so hangs compete for the same cores; they would only add context switches."""
+    """One worker per core (at least 2, at most 16), shared among the training processes on this machine
+    (LOCAL_WORLD_SIZE, set by torchrun/accelerate). More would not overlap hangs any better: a hung item burns
+    CPU, so hangs compete for the same cores; extra workers would only add context switches."""
     raw = os.environ.get("R1_VERIFY_WORKERS", "")
     if raw.isdigit() and int(raw) > 0:
         return int(raw)
-    return max(2, min(_cpu_count(), 16))
+    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    ranks = int(local) if local.isdigit() and int(local) > 0 else 1
+    return max(2, min(_cpu_count() // ranks, 16))
 
 
 def _as_text(value: Any) -> str:
