@@ -101,7 +101,12 @@ def machine() -> dict:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count()
-    return {"platform": platform.platform(), "cpu": cpu, "cores": cores, "python": platform.python_version()}
+    info = {"platform": platform.platform(), "cpu": cpu, "cores": cores, "python": platform.python_version()}
+    try:  # on a shared machine the scheduler group's priority decides how many cores this run really gets
+        info["sched_autogroup"] = Path("/proc/self/autogroup").read_text().strip()
+    except OSError:
+        pass
+    return info
 
 
 def main() -> None:
