@@ -148,6 +148,21 @@ class RunArtifactsCallback(TrainerCallback):
         if samples and self.is_main:
             append_jsonl(self.output_dir / SAMPLES_FILE, samples)
         samples.clear()
+        limit = getattr(args, "max_train_seconds", None)
+        if limit and self._out_of_time(limit):
+            logger.warning("max_train_seconds=%s reached at step %d: stopping (and saving)", limit, state.global_step)
+            control.should_training_stop = True
+            control.should_save = args.save_strategy != "no"
+
+    def _out_of_time(self, limit: float) -> bool:
+        """Decided by the main process and shared, so every process stops at the same step."""
+        import torch
+
+        acc = self.trainer.accelerator
+        flag = torch.tensor([float(self._base_seconds + self.session_seconds() >= limit)], device=acc.device)
+        if acc.num_processes > 1:
+            flag = acc.gather(flag)[:1]  # rank 0's clock decides
+        return bool(flag.item())
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.is_main:
@@ -217,6 +232,16 @@ def _series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[fl
     return xs, ys
 
 
+def _running_mean(ys: list[float], window: int) -> list[float]:
+    out, total = [], 0.0
+    for i, y in enumerate(ys):
+        total += y
+        if i >= window:
+            total -= ys[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
 def render_curves(records: list[dict[str, Any]]) -> bytes:
     """PNG bytes of the training curves (raises ImportError without matplotlib)."""
     import matplotlib
@@ -235,8 +260,13 @@ def render_curves(records: list[dict[str, Any]]) -> bytes:
     for ax, (title, keys) in zip(axes.flat, panels, strict=True):
         for key in keys:
             xs, ys = _series(records, key)
-            if xs:
-                ax.plot(xs, ys, marker="." if len(xs) < 60 else None, label=key)
+            if not xs:
+                continue
+            if len(xs) >= 10:  # per-step values are noisy (few prompts per step): raw faint, running mean bold
+                (line,) = ax.plot(xs, ys, alpha=0.3, linewidth=1)
+                ax.plot(xs, _running_mean(ys, 5), color=line.get_color(), label=f"{key} (5-step mean)")
+            else:
+                ax.plot(xs, ys, marker=".", label=key)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

@@ -169,6 +169,10 @@ class R1GRPOConfig(GRPOConfig):
     plot_every_s: float = field(
         default=30.0, metadata={"help": "Refresh curves.png at most this often (seconds); always at the end."}
     )
+    max_train_seconds: float | None = field(
+        default=None,
+        metadata={"help": "Stop training (saving a checkpoint) after this many seconds of training; None = no limit."},
+    )
     gpu_hour_cost: float = field(
         default=2.5, metadata={"help": "$ per GPU-hour for the cost estimate in summary.json."}
     )

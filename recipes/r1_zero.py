@@ -38,6 +38,7 @@ class Plan:
     dataset: Any = None  # datasets.Dataset with problem/answer (+ task columns); None when skipped in a dry run
     heldout: Any = None
     model_path: str | None = None  # resolved (None in a dry run for built-in / unverifiable hub models)
+    resume: str | None = None  # checkpoint folder to resume from
     data_stats: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -148,20 +149,22 @@ def build_dataset(run: Any, notes: list[str]) -> tuple[Any, Any, dict[str, Any]]
     return train, (heldout if s.heldout_size else None), stats
 
 
-def check_output_dir(run: Any) -> None:
-    """A fresh run must not silently mix with (or truncate) an earlier run's artifacts."""
+def check_output_dir(run: Any) -> str | None:
+    """The checkpoint to resume from, if any; a fresh run must not silently mix with (or truncate) an earlier
+    run's artifacts."""
     from r1.config import ConfigError
 
     out = Path(run.training.output_dir)
-    resume = run.training.resume_from_checkpoint
+    resume = _resolve_resume(run)
     if resume or run.script.dry_run or not out.exists():
-        return
+        return resume
     previous = sorted(out.glob("checkpoint-*")) + [p for p in (out / "metrics.jsonl",) if p.exists()]
     if previous and not run.script.overwrite_output_dir:
         raise ConfigError(
             f"output_dir {str(out)!r} holds an earlier run ({previous[-1].name}); continue it with "
             "--resume_from_checkpoint last, start over with --overwrite_output_dir true, or pick another --output_dir"
         )
+    return None
 
 
 def prepare(run: Any) -> Plan:
@@ -174,7 +177,7 @@ def prepare(run: Any) -> Plan:
         check_reward_names(run.script.reward_funcs)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    check_output_dir(run)
+    resume = check_output_dir(run)
     notes: list[str] = []
     dataset, heldout, stats = build_dataset(run, notes)
     if dataset is not None and len(dataset) == 0:
@@ -187,7 +190,7 @@ def prepare(run: Any) -> Plan:
         trust_remote_code=run.training.trust_remote_code,
         notes=notes,
     )
-    return Plan(template, dataset, heldout, model_path, stats, notes)
+    return Plan(template, dataset, heldout, model_path=model_path, resume=resume, data_stats=stats, notes=notes)
 
 
 def print_dry_run(run: Any, plan: Plan) -> None:
@@ -287,7 +290,7 @@ def train(run: Any, plan: Plan) -> int:
     t, s = run.training, run.script
     state = PartialState()
     out = Path(t.output_dir)
-    resume = _resolve_resume(run)
+    resume = plan.resume
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         if s.overwrite_output_dir and not resume:
@@ -369,7 +372,7 @@ def train(run: Any, plan: Plan) -> int:
 
 def _print_result(summary: dict[str, Any], artifacts: Any, n: int, out: Path) -> None:
     lines = [f"trained {summary['steps']} steps in {summary['train_seconds']:.0f} s; model saved to {out}"]
-    if "heldout_accuracy_after" in summary:
+    if "heldout_accuracy_after" in summary and "heldout_accuracy_before" in summary:
         lines.append(
             f"held-out avg@{n}: {summary['heldout_accuracy_before']:.3f} -> {summary['heldout_accuracy_after']:.3f}   "
             f"greedy: {summary['heldout_greedy_before']:.3f} -> {summary['heldout_greedy_after']:.3f}"

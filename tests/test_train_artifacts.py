@@ -1,0 +1,102 @@
+"""Run artifacts: metrics.jsonl lines, resume truncation, the time cap, summary cost maths, curves."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import torch
+from transformers import TrainerControl, TrainerState
+
+from r1.callbacks import RunArtifactsCallback, render_curves
+
+
+class FakeAccelerator:
+    def __init__(self, device="cpu", processes=1):
+        self.is_main_process = True
+        self.num_processes = processes
+        self.device = torch.device(device) if device == "cpu" else SimpleNamespace(type=device)
+
+    def gather(self, t):
+        return t
+
+
+def fake_trainer(tmp_path, **args):
+    defaults = dict(output_dir=str(tmp_path), plot_every_s=1e9, gpu_hour_cost=3.0, max_steps=10, save_strategy="steps")
+    return SimpleNamespace(
+        args=SimpleNamespace(**{**defaults, **args}),
+        accelerator=FakeAccelerator(),
+        state=TrainerState(),
+        completion_tokens_total=0,
+        reward_errors_total=0,
+        reflection_words=["wait", "verify"],
+        reflection_counts={},
+        pending_samples=[],
+    )
+
+
+def test_metrics_lines_totals_and_resume_truncation(tmp_path):
+    trainer = fake_trainer(tmp_path)
+    cb = RunArtifactsCallback(trainer)
+    state, control = TrainerState(), TrainerControl()
+    cb.on_train_begin(trainer.args, state, control)
+    for step in (1, 2, 3):
+        state.global_step = step
+        trainer.completion_tokens_total += 100
+        trainer.reflection_counts.update({"wait": step})
+        cb.on_log(trainer.args, state, control, logs={"loss": 0.1, "reward": 0.5, "completions/mean_length": 12.0})
+    cb.on_log(trainer.args, state, control, logs={"train_runtime": 1.0})  # the end-of-training summary: not a step
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3]
+    assert lines[-1]["tokens_generated_total"] == 300 and lines[-1]["completion_length"] == 12.0
+    assert lines[1]["reflection/wait"] == 2 and lines[1]["reflection/count"] == 2 and trainer.reflection_counts == {}
+
+    # resume from a checkpoint at step 2: step 3 is dropped (it will be redone) and totals continue from step 2
+    trainer2 = fake_trainer(tmp_path)
+    cb2 = RunArtifactsCallback(trainer2)
+    resumed = TrainerState()
+    resumed.global_step = 2
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "torn')  # a torn last line from a kill
+    cb2.on_train_begin(trainer2.args, resumed, TrainerControl())
+    assert [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    resumed.global_step = 3
+    trainer2.completion_tokens_total = 50
+    cb2.on_log(trainer2.args, resumed, TrainerControl(), logs={"loss": 0.2})
+    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 3 and last["tokens_generated_total"] == 250
+
+
+def test_time_cap_stops_and_saves(tmp_path):
+    trainer = fake_trainer(tmp_path, max_train_seconds=0.0001)
+    cb = RunArtifactsCallback(trainer)
+    state, control = TrainerState(), TrainerControl()
+    cb.on_train_begin(trainer.args, state, control)
+    trainer.pending_samples.append({"step": 1, "completion": "x"})
+    cb.on_step_end(trainer.args, state, control)
+    assert control.should_training_stop and control.should_save
+    assert trainer.pending_samples == [] and (tmp_path / "train_samples.jsonl").read_text().count("\n") == 1
+    no_cap = fake_trainer(tmp_path / "b", max_train_seconds=None)
+    control = TrainerControl()
+    RunArtifactsCallback(no_cap).on_step_end(no_cap.args, TrainerState(), control)
+    assert not control.should_training_stop
+
+
+def test_summary_cost_counts_gpu_hours_only_on_gpus(tmp_path):
+    trainer = fake_trainer(tmp_path)
+    cb = RunArtifactsCallback(trainer)
+    cb._base_seconds = 3600.0  # as if resumed after one hour
+    summary = cb.write_summary("completed")
+    assert summary["device"] == "cpu" and summary["gpu_hours"] == 0.0 and summary["estimated_cost_usd"] == 0.0
+    trainer.accelerator = FakeAccelerator(device="cuda", processes=8)
+    summary = cb.write_summary("failed", error="RuntimeError: boom")
+    assert summary["gpu_hours"] >= 8.0 and abs(summary["estimated_cost_usd"] - summary["gpu_hours"] * 3.0) < 1e-3
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["status"] == "failed" and on_disk["error"] == "RuntimeError: boom"
+
+
+def test_curves_png():
+    records = [{"step": i, "reward": i / 20, "accuracy": i / 40, "format_rate": 1.0, "completion_length": 30 - i}
+               for i in range(1, 21)]
+    png = render_curves(records)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
