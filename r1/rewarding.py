@@ -138,18 +138,21 @@ def build_reward_funcs(
             if not max_completion_length or overlong_buffer_len <= 0:
                 raise ValueError("reward soft_overlong needs max_completion_length and overlong_buffer_len > 0")
             inner = get_soft_overlong_punishment(max_completion_length, overlong_buffer_len)
-            funcs.append(SafeReward(_ids_only(inner), name))  # works on token ids: no prefill needed
+            funcs.append(SafeReward(_IdsOnly(inner), name))  # works on token ids: no prefill needed
         else:
             (func,) = get_reward_funcs([name])
             funcs.append(SafeReward(func, name, prefill))
     return funcs
 
 
-def _ids_only(func: Callable[..., list[float]]) -> Callable[..., list[float]]:
-    def call(completion_ids: list[list[int]], **_: Any) -> list[float]:
-        return func(completion_ids=completion_ids)
+class _IdsOnly:
+    """Call a token-id reward without the text kwargs (a class, not a closure, so it pickles)."""
 
-    return call
+    def __init__(self, func: Callable[..., list[float]]):
+        self.func = func
+
+    def __call__(self, completion_ids: list[list[int]], **_: Any) -> list[float]:
+        return self.func(completion_ids=completion_ids)
 
 
 def check_scored(rewards_per_func: Any, names: Sequence[str], step: int) -> None:

@@ -239,7 +239,7 @@ def heldout_eval(model: Any, tokenizer: Any, plan: Plan, run: Any, tag: str) -> 
 
     s = run.script
     problems = [{"id": i, "problem": r["problem"], "answer": r["answer"]} for i, r in enumerate(plan.heldout)]
-    max_new = run.training.max_completion_length
+    max_new = s.heldout_max_new_tokens or run.training.max_completion_length
     was_training = model.training
     model.eval()
     try:
