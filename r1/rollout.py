@@ -444,6 +444,8 @@ class FastRolloutMixin:
         on_cuda = next(model.parameters()).device.type == "cuda"
         if backend == "auto":
             backend = "compiled" if on_cuda else "exact"
+        if getattr(self, "_r1_compiled_failed", False):
+            backend = "exact"
         policy_dtype = next(model.parameters()).dtype
         dtype_name = self._fast_rollout_option("fast_rollout_dtype")
         if backend == "exact":
@@ -465,9 +467,9 @@ class FastRolloutMixin:
             sharded = sharded or is_deepspeed_zero3_enabled()
         except ImportError:
             pass
-        if dtype != policy_dtype and (sharded or hasattr(model, "peft_config")):
-            self._log_rollout_path("fast rollout: sharded or PEFT policy, generating in the policy's dtype")
-            dtype = policy_dtype
+        if sharded or hasattr(model, "peft_config"):
+            self._log_rollout_path("fast rollout: sharded or PEFT policy, using the exact backend")
+            return "exact", policy_dtype
         return backend, dtype
 
     def _rollout_replica(self, model: nn.Module, dtype: torch.dtype) -> nn.Module:
@@ -527,8 +529,22 @@ class FastRolloutMixin:
                 return replica.generate(*args, custom_generate=lean_sample, **kwargs)
 
         self._log_rollout_path(f"fast rollout on: backend {backend}, {str(dtype).replace('torch.', '')}")
-        with patched_generate(model, generate):
-            return super()._generate_single_turn(
+        try:
+            with patched_generate(model, generate):
+                return super()._generate_single_turn(
+                    prompt_ids, images, multimodal_fields, num_generations, has_tool_images=has_tool_images
+                )
+        except Exception as e:  # noqa: BLE001 - a compile/static-cache failure must not end the run
+            if backend == "exact":
+                raise
+            logger.warning(
+                "fast rollout: the compiled backend failed (%s: %s); using the exact backend from now on",
+                type(e).__name__,
+                str(e)[:300],
+            )
+            self._r1_compiled_failed = True
+            self._r1_rollout_replica = None
+            return self._generate_single_turn(
                 prompt_ids, images, multimodal_fields, num_generations, has_tool_images=has_tool_images
             )
 

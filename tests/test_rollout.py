@@ -290,3 +290,24 @@ def test_fast_rollout_can_be_switched_off(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="r1.rollout"):
         _train(FastTrainer, tmp_path, "off", steps=1, fast_rollout=False)
     assert "fast rollout off: disabled" in caplog.text
+
+
+def test_compiled_backend_failure_falls_back_to_exact(tmp_path, caplog, monkeypatch):
+    """The compiled backend is only exercised on GPUs; if it breaks, the run continues on the exact backend."""
+    from trl import GRPOTrainer
+
+    import r1.rollout
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated compile failure")
+
+    monkeypatch.setattr(r1.rollout, "static_generation_config", broken)
+
+    class FastTrainer(FastRolloutMixin, GRPOTrainer):
+        pass
+
+    with caplog.at_level(logging.INFO, logger="r1.rollout"):
+        trainer, logs, _ = _train(FastTrainer, tmp_path, "fallback", steps=2, fast_rollout_backend="compiled")
+    assert "compiled backend failed (RuntimeError: simulated compile failure)" in caplog.text
+    assert "backend exact" in caplog.text
+    assert len(logs) == 2 and trainer._r1_compiled_failed
