@@ -544,8 +544,8 @@ class FastRolloutMixin:
             )
             self._r1_compiled_failed = True
             self._r1_rollout_replica = None
-            return self._generate_single_turn(
-                prompt_ids, images, multimodal_fields, num_generations, has_tool_images=has_tool_images
+            return FastRolloutMixin._generate_single_turn(
+                self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=has_tool_images
             )
 
 
