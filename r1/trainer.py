@@ -224,8 +224,10 @@ class R1ZeroTrainer(GRPOTrainer):
             [float(f.batch_errors) if isinstance(f, SafeReward) else 0.0 for f in self.reward_funcs], device=device
         )
         errors = self.accelerator.gather(errors).view(-1, n_funcs).sum(dim=0)
-        for name, e in zip(self.reward_func_names, errors.tolist(), strict=True):
+        none_frac = torch.isnan(rewards_per_func).float().mean(dim=0).tolist()  # unscorable samples, per function
+        for name, e, nf in zip(self.reward_func_names, errors.tolist(), none_frac, strict=True):
             self._metrics[mode][f"rewards/{name}/errors"].append(e)
+            self._metrics[mode][f"rewards/{name}/none_frac"].append(nf)
         self.reward_errors_total += int(errors.sum().item())
         check_scored(rewards_per_func, self.reward_func_names, self.state.global_step + 1)
         self._last_rewards_per_func = rewards_per_func

@@ -109,6 +109,7 @@ def test_trainer_survives_a_raising_reward_and_counts_it(tmp_path):
     out = trainer._generate_and_score_completions([{"prompt": "What is 1 + 1?"}] * 4)
     assert out["advantages"].shape == (4,)
     assert trainer._metrics["train"]["rewards/crafted/errors"] == [1.0]
+    assert trainer._metrics["train"]["rewards/crafted/none_frac"] == [0.25]  # visible, never a silent 0
     assert trainer.reward_errors_total == 1
     assert out["advantages"][1].item() == 0.0  # the unscorable sample gets no advantage (not a silent 0 reward)
 
