@@ -217,35 +217,42 @@ class R1ZeroTrainer(GRPOTrainer):
                 f.batch_errors = 0
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         mode = "train" if self.model.training else "eval"
-        device = self.accelerator.device
-        n_funcs = len(self.reward_funcs)
-
-        errors = torch.tensor(
-            [float(f.batch_errors) if isinstance(f, SafeReward) else 0.0 for f in self.reward_funcs], device=device
-        )
-        errors = self.accelerator.gather(errors).view(-1, n_funcs).sum(dim=0)
-        none_frac = torch.isnan(rewards_per_func).float().mean(dim=0).tolist()  # unscorable samples, per function
-        for name, e, nf in zip(self.reward_func_names, errors.tolist(), none_frac, strict=True):
-            self._metrics[mode][f"rewards/{name}/errors"].append(e)
-            self._metrics[mode][f"rewards/{name}/none_frac"].append(nf)
-        self.reward_errors_total += int(errors.sum().item())
+        self._log_reward_health(rewards_per_func, mode)
         check_scored(rewards_per_func, self.reward_func_names, self.state.global_step + 1)
-        self._last_rewards_per_func = rewards_per_func
+        self._last_rewards_per_func = rewards_per_func  # gathered (all processes): dynamic sampling reads it
+        texts, fmt = self._log_completion_stats(completions, completion_ids_list, mode)
+        if mode == "train":
+            self._maybe_keep_samples(inputs, prompts, texts, rewards_per_func, fmt)
+        return rewards_per_func
 
-        # Accuracy: share of completions the accuracy-type reward counts as fully correct.
+    def _log_reward_health(self, rewards_per_func: torch.Tensor, mode: str) -> None:
+        """Per reward function: samples that raised (`errors`), share scored None (`none_frac`); and accuracy."""
+        errors = torch.tensor(
+            [float(f.batch_errors) if isinstance(f, SafeReward) else 0.0 for f in self.reward_funcs],
+            device=self.accelerator.device,
+        )
+        errors = self.accelerator.gather(errors).view(-1, len(self.reward_funcs)).sum(dim=0)
+        none_frac = torch.isnan(rewards_per_func).float().mean(dim=0).tolist()
+        m = self._metrics[mode]
+        for name, e, nf in zip(self.reward_func_names, errors.tolist(), none_frac, strict=True):
+            m[f"rewards/{name}/errors"].append(e)
+            m[f"rewards/{name}/none_frac"].append(nf)
+        self.reward_errors_total += int(errors.sum().item())
+        # Accuracy: share of scored completions the accuracy-type reward counts as fully correct.
         for name in ACCURACY_REWARDS:
             if name in self.reward_func_names:
                 col = rewards_per_func[:, self.reward_func_names.index(name)]
                 ok = col[~torch.isnan(col)]
                 if ok.numel():
-                    self._metrics[mode]["accuracy"].append((ok >= 1.0 - 1e-6).float().mean().item())
+                    m["accuracy"].append((ok >= 1.0 - 1e-6).float().mean().item())
                 break
 
+    def _log_completion_stats(self, completions, completion_ids_list, mode: str) -> tuple[list[str], list[float]]:
+        """Completions and tokens per round, format rate and reflection words, summed over all processes."""
         prefill = self.template.prefill if self.template is not None else ""
         texts = [_text(c) for c in with_prefill(list(completions), prefill)]
         fmt = self._format_scores(texts)
         counts = count_reflections(texts, self._reflection_patterns)
-        n_words = len(self.reflection_words)
         # One gather for everything: [completions, tokens, formatted, any-reflection, per-word counts...]
         local = torch.tensor(
             [
@@ -253,9 +260,9 @@ class R1ZeroTrainer(GRPOTrainer):
                 float(sum(len(ids) for ids in completion_ids_list)),
                 float(sum(fmt)),
                 float(sum(1 for c in counts if any(c))),
-                *[float(sum(c[j] for c in counts)) for j in range(n_words)],
+                *[float(sum(c[j] for c in counts)) for j in range(len(self.reflection_words))],
             ],
-            device=device,
+            device=self.accelerator.device,
         )
         per_rank = self.accelerator.gather(local).view(-1, local.numel())
         total = per_rank.sum(dim=0).tolist()
@@ -271,10 +278,8 @@ class R1ZeroTrainer(GRPOTrainer):
         if mode == "train":  # per-word totals go to metrics.jsonl only (summed over the logging window)
             for word, c in zip(self.reflection_words, total[4:], strict=True):
                 self.reflection_counts[word] = self.reflection_counts.get(word, 0) + int(c)
-        if mode == "train":
             self.completion_tokens_total += int(total[1])
-            self._maybe_keep_samples(inputs, prompts, texts, rewards_per_func, fmt)
-        return rewards_per_func
+        return texts, fmt
 
     def _format_scores(self, texts: list[str]) -> list[float]:
         if not self._uses_tags:
