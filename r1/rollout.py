@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import inspect
 import logging
 from collections.abc import Iterator
@@ -70,6 +71,7 @@ PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "deeps
 # --------------------------------------------------------------------------------------------------------------
 
 
+@functools.cache
 def _buffered_layer_class() -> type:
     from transformers.cache_utils import DynamicLayer
 
