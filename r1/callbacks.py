@@ -2,7 +2,8 @@
 
 - `metrics.jsonl` — one line per logged step: everything TRL logs (rewards per function, KL, entropy, clip ratios,
   completion lengths, loss, grad norm, lr) plus `accuracy`, `format_rate`, `completion_length`, `clipped_ratio`,
-  `tokens_per_s`, reflection-word counts, and running totals (`tokens_generated_total`, `train_seconds_total`).
+  `tokens_per_s`, reflection-word counts, `nonfinite/skipped` (share of steps whose NaN/inf update was skipped), and
+  running totals (`tokens_generated_total`, `train_seconds_total`, `reward_errors_total`, `nonfinite_skipped_total`).
   Lines are appended whole with flush + fsync by the main process only. On (re)start, lines for steps after the
   checkpoint being resumed are dropped first, so a resumed run never logs a step twice, and the totals continue from
   the last kept line.
@@ -73,6 +74,7 @@ class RunArtifactsCallback(TrainerCallback):
         self.records: list[dict[str, Any]] = []
         self._base_tokens = 0
         self._base_seconds = 0.0
+        self._base_reward_errors = 0
         self._session_start: float | None = None
         self._last_log_time: float | None = None
         self._last_log_tokens = 0
@@ -99,6 +101,9 @@ class RunArtifactsCallback(TrainerCallback):
     def tokens_total(self) -> int:
         return self._base_tokens + int(self.trainer.completion_tokens_total)
 
+    def reward_errors_total(self) -> int:
+        return self._base_reward_errors + int(self.trainer.reward_errors_total)
+
     # ----------------------------------------------------------------- TrainerCallback hooks
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -113,6 +118,7 @@ class RunArtifactsCallback(TrainerCallback):
             last = self.records[-1]
             self._base_tokens = int(last.get("tokens_generated_total", 0))
             self._base_seconds = float(last.get("train_seconds_total", 0.0))
+            self._base_reward_errors = int(last.get("reward_errors_total", 0))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = dict(logs or {})
@@ -135,7 +141,8 @@ class RunArtifactsCallback(TrainerCallback):
         record["tokens_per_s"] = (tokens - self._base_tokens - self._last_log_tokens) / dt
         record["tokens_generated_total"] = tokens
         record["train_seconds_total"] = self._base_seconds + self.session_seconds()
-        record["reward_errors_total"] = int(self.trainer.reward_errors_total)
+        record["reward_errors_total"] = self.reward_errors_total()
+        record["nonfinite_skipped_total"] = int(getattr(self.trainer, "nonfinite_skipped_total", 0))
         record["time"] = now
         self._last_log_time, self._last_log_tokens = now, tokens - self._base_tokens
         append_jsonl(self.metrics_path, record)
@@ -208,7 +215,8 @@ class RunArtifactsCallback(TrainerCallback):
             "gpu_hours": round(gpu_hours, 6),
             "gpu_hour_cost": self.gpu_hour_cost,
             "estimated_cost_usd": round(gpu_hours * self.gpu_hour_cost, 4),
-            "reward_errors_total": int(self.trainer.reward_errors_total),
+            "reward_errors_total": self.reward_errors_total(),
+            "nonfinite_skipped_total": int(getattr(self.trainer, "nonfinite_skipped_total", 0)),
             "final": {k: last.get(k) for k in ("reward", "accuracy", "format_rate", "completion_length", "kl", "entropy", "reflection/per_completion") if k in last},
             "metrics_file": str(self.metrics_path),
             "curves_file": str(self.curves_path) if self.curves_path.exists() else None,

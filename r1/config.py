@@ -180,6 +180,13 @@ class R1GRPOConfig(GRPOConfig):
         default_factory=lambda: list(DEFAULT_REFLECTION_WORDS),
         metadata={"help": "Words counted per step as the 'aha moment' signal."},
     )
+    max_consecutive_nonfinite: int = field(
+        default=5,
+        metadata={
+            "help": "A step whose loss or gradient norm is NaN/inf is skipped (no update) and counted; stop the run "
+            "after this many in a row (0 = never stop)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.max_completion_length is not None and self.max_completion_length <= 0:
@@ -190,6 +197,8 @@ class R1GRPOConfig(GRPOConfig):
             raise ConfigError(f"dynamic_sampling_max_rounds must be >= 0 (got {self.dynamic_sampling_max_rounds})")
         if self.overlong_buffer_len < 0:
             raise ConfigError(f"overlong_buffer_len must be >= 0 (got {self.overlong_buffer_len})")
+        if self.max_consecutive_nonfinite < 0:
+            raise ConfigError(f"max_consecutive_nonfinite must be >= 0 (got {self.max_consecutive_nonfinite}); 0 never stops")
         if isinstance(self.reflection_words, str):
             self.reflection_words = [self.reflection_words]
         # transformers 5 renamed gradient_checkpointing -> activation_checkpointing; TRL (and our presets) use the

@@ -15,6 +15,8 @@ adds, without touching TRL's generation path:
   processes), reward-function failures; plus a sample of completions every `sample_log_steps` steps for
   `r1.callbacks.RunArtifactsCallback`, which writes them with the metrics to `output_dir`.
 - **Reward safety**: rewards come wrapped in `r1.rewarding.SafeReward`; a batch nobody could score stops the run.
+- **Run guards** (`r1.guards.RunGuardsMixin`): exact resume (generation buffer, data order), atomic checkpoints,
+  NaN/inf steps skipped and counted, the run stopped after `max_consecutive_nonfinite` in a row.
 
 A fast rollout path (issue 4) would override `_generate_single_turn`/`_generate`; nothing here depends on how the
 completions were produced.
@@ -30,6 +32,7 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
+from r1.guards import RunGuardsMixin
 from r1.rewarding import SafeReward, check_scored
 from r1.templates import Template, with_prefill
 
@@ -162,8 +165,9 @@ def _text(c: Any) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class R1ZeroTrainer(GRPOTrainer):
-    """GRPOTrainer with dynamic sampling, R1-Zero metrics and run artifacts (see the module docstring).
+class R1ZeroTrainer(RunGuardsMixin, GRPOTrainer):
+    """GRPOTrainer with dynamic sampling, R1-Zero metrics and run artifacts (see the module docstring), plus
+    `r1.guards.RunGuardsMixin`: exact resume, atomic checkpoints, non-finite step guard.
 
     `template` (a `r1.templates.Template`) tells the metrics which prefix the model never generated. Pass
     `artifacts=False` to skip `RunArtifactsCallback` (e.g. in unit tests of the loss).
