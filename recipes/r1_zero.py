@@ -212,9 +212,9 @@ def print_dry_run(run: Any, plan: Plan) -> None:
 
 
 def _last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    from r1.guards import last_complete_checkpoint  # skips a checkpoint-N left incomplete by a kill mid-save
 
-    return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+    return last_complete_checkpoint(output_dir)
 
 
 def _resolve_resume(run: Any) -> str | None:
@@ -401,9 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     from r1.config import ConfigError, parse_args
     from r1.data import DatasetError
     from r1.models import ModelNotFoundError
+    from r1.guards import NonFiniteError
     from r1.rewarding import RewardError
 
-    known = (ConfigError, DatasetError, ModelNotFoundError, RewardError)
+    known = (ConfigError, DatasetError, ModelNotFoundError, RewardError, NonFiniteError)
     try:
         has_config = any(a == "--config" or a.startswith("--config=") for a in argv)
         run = parse_args(argv, default_config=None if has_config else str(DEMO_CONFIG))
