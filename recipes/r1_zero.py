@@ -400,8 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("R1_DEBUG", "") not in ("", "0")
     from r1.config import ConfigError, parse_args
     from r1.data import DatasetError
-    from r1.models import ModelNotFoundError
     from r1.guards import NonFiniteError
+    from r1.models import ModelNotFoundError
     from r1.rewarding import RewardError
 
     known = (ConfigError, DatasetError, ModelNotFoundError, RewardError, NonFiniteError)
