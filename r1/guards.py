@@ -286,7 +286,9 @@ class RunGuardsMixin:
             )
             self._step = 0
             return
-        self._buffered_inputs = torch.load(buffer_path, map_location=self.accelerator.device, weights_only=True)
+        device = self.accelerator.device  # under DDP on CPU this is `cpu:N`, which torch.load cannot map to
+        location = "cpu" if device.type == "cpu" else device
+        self._buffered_inputs = torch.load(buffer_path, map_location=location, weights_only=True)
 
     # ------------------------------------------------------------------ non-finite steps
 
