@@ -133,9 +133,14 @@ def launcher(tmp_path_factory) -> Path:
     return path
 
 
-def run(launcher: Path, out: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 240):
+def run(launcher: Path, out: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 240,
+        processes: int = 1):
+    ddp = [] if processes == 1 else [
+        "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+    ]
     return subprocess.run(
-        [sys.executable, str(launcher), *args, "--output_dir", str(out)],
+        [sys.executable, *ddp, str(launcher), *args, "--output_dir", str(out)],
         capture_output=True, text=True, env={**ENV, "R1_REPO": str(REPO), **(env or {})}, timeout=timeout, cwd=REPO,
     )
 
@@ -223,6 +228,28 @@ def test_sigkill_and_resume_reproduce_the_uninterrupted_run(scenario, launcher, 
     assert w_full.keys() == w_cut.keys()
     worst = max((w_full[k] - w_cut[k]).abs().max().item() for k in w_full)
     assert worst <= 1e-6, worst
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ddp_sigkill_and_resume_reproduce_the_uninterrupted_run(launcher, tmp_path):
+    """Two processes (gloo on CPU): per-rank generation buffers and RNG states. ~45 s on 2 cores, hence slow."""
+    import torch
+
+    if torch.cuda.device_count() == 1:
+        pytest.skip("one GPU: torchrun would put both processes on it")
+    args = [*SCENARIOS["buffered"], "--task_size", "14"]  # 6 prompts per generation over 2 processes
+    full, cut = tmp_path / "uninterrupted", tmp_path / "interrupted"
+    ok(run(launcher, full, *args, processes=2, timeout=600))
+    proc = run(launcher, cut, *args, env={"R1_TEST_KILL_AT_STEP": "5"}, processes=2, timeout=600)
+    assert proc.returncode != 0 and [r["step"] for r in rows(cut)] == [1, 2, 3, 4, 5]
+    assert (cut / "checkpoint-4" / "generation_buffer_rank1.pt").is_file()
+    ok(run(launcher, cut, *args, "--resume_from_checkpoint", "last", processes=2, timeout=600))
+    reference, resumed = rows(full), rows(cut)
+    assert [r["step"] for r in resumed] == list(range(1, 8))
+    for a, b in zip(reference, resumed, strict=True):
+        diff = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if k not in TIME_KEYS and not same(a.get(k), b.get(k))}
+        assert not diff, f"step {a['step']} differs after resume: {diff}"
 
 
 def test_unscorable_batch_stops_with_one_line(launcher, tmp_path):
