@@ -156,7 +156,9 @@ def check_output_dir(run: Any) -> str | None:
 
     out = Path(run.training.output_dir)
     resume = _resolve_resume(run)
-    if resume or run.script.dry_run or not out.exists():
+    # `auto` = continue if there is a checkpoint, else start here (e.g. preempted before the first save).
+    auto = str(run.training.resume_from_checkpoint).lower() == "auto"
+    if resume or auto or run.script.dry_run or not out.exists():
         return resume
     previous = sorted(out.glob("checkpoint-*")) + [p for p in (out / "metrics.jsonl",) if p.exists()]
     if previous and not run.script.overwrite_output_dir:
