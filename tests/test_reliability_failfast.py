@@ -139,3 +139,46 @@ def test_debug_shows_the_traceback(monkeypatch, capsys):
 
     with pytest.raises(ConfigError, match="unknown template 'r1zero'"):
         recipe.main(["--config", TINY, "--template", "r1zero", "--debug"])
+
+
+# ------------------------------------------------------------------------------------------ resume flag UX
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("r1_zero_recipe_resume", REPO / "recipes/r1_zero.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_resume_flag_values(recipe, tmp_path):
+    """none: a fresh run refuses an output_dir with an earlier run; last/true: the newest complete checkpoint or
+    an error; auto: the newest complete checkpoint, else start (preempted before the first save); PATH: that one."""
+    from r1.config import ConfigError, parse_args
+
+    def resolve(*flag: str) -> str | None:
+        return recipe.check_output_dir(parse_args(["--config", TINY, "--output_dir", str(out), *flag]))
+
+    out = tmp_path / "run"
+    assert resolve() is None and resolve("--resume_from_checkpoint", "auto") is None  # nothing there yet
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 1}\n')  # killed before its first checkpoint
+    with pytest.raises(ConfigError, match="holds an earlier run"):
+        resolve()
+    with pytest.raises(ConfigError, match="no checkpoint-N folder"):
+        resolve("--resume_from_checkpoint", "last")
+    assert resolve("--resume_from_checkpoint", "auto") is None  # starts over; metrics.jsonl is cut to step 0
+    for step, complete in ((2, True), (4, True), (6, False)):
+        ckpt = out / f"checkpoint-{step}"
+        ckpt.mkdir()
+        if complete:
+            (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    for flag in ("last", "true", "auto"):
+        assert resolve("--resume_from_checkpoint", flag) == str(out / "checkpoint-4")  # 6 is incomplete
+    assert resolve("--resume_from_checkpoint", str(out / "checkpoint-2")) == str(out / "checkpoint-2")
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve("--resume_from_checkpoint", str(out / "checkpoint-9"))
