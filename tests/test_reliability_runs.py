@@ -218,8 +218,10 @@ def test_sigkill_and_resume_reproduce_the_uninterrupted_run(scenario, launcher, 
         assert not diff, f"step {a['step']} differs after resume: {diff}"
     print("\n".join(table))
 
-    samples_full = [(s["step"], s["completion"]) for s in rows(full, "train_samples.jsonl")]
-    samples_cut = [(s["step"], s["completion"]) for s in rows(cut, "train_samples.jsonl")]
+    # Same prompts (data order) and completions at every step. (A tiny random model barely looks at its prompt, so
+    # rewards alone would not show a wrong data order; the prompts do.)
+    samples_full = [(s["step"], s["prompt"], s["completion"]) for s in rows(full, "train_samples.jsonl")]
+    samples_cut = [(s["step"], s["prompt"], s["completion"]) for s in rows(cut, "train_samples.jsonl")]
     assert samples_cut == samples_full
 
     from safetensors.torch import load_file
