@@ -180,6 +180,19 @@ class R1GRPOConfig(GRPOConfig):
         default_factory=lambda: list(DEFAULT_REFLECTION_WORDS),
         metadata={"help": "Words counted per step as the 'aha moment' signal."},
     )
+    fast_rollout: bool = field(
+        default=True,
+        metadata={"help": "Generate with r1.rollout's lean decode loop (same tokens as TRL's generate, less overhead); "
+                  "ignored with use_vllm."},
+    )
+    fast_rollout_backend: str = field(
+        default="auto",
+        metadata={"help": "exact (dynamic cache, TRL's exact draws) | compiled (static cache + compiled decode on a "
+                  "copy of the weights) | auto (compiled on CUDA, exact elsewhere)."},
+    )
+    fast_rollout_dtype: str = field(
+        default="auto", metadata={"help": "dtype of the compiled backend's weight copy (auto = bf16 on CUDA with bf16)."}
+    )
     max_consecutive_nonfinite: int = field(
         default=5,
         metadata={
@@ -197,6 +210,10 @@ class R1GRPOConfig(GRPOConfig):
             raise ConfigError(f"dynamic_sampling_max_rounds must be >= 0 (got {self.dynamic_sampling_max_rounds})")
         if self.overlong_buffer_len < 0:
             raise ConfigError(f"overlong_buffer_len must be >= 0 (got {self.overlong_buffer_len})")
+        if self.fast_rollout_backend not in ("auto", "exact", "compiled"):
+            raise ConfigError(
+                f"fast_rollout_backend must be auto, exact or compiled (got {self.fast_rollout_backend!r})"
+            )
         if self.max_consecutive_nonfinite < 0:
             raise ConfigError(f"max_consecutive_nonfinite must be >= 0 (got {self.max_consecutive_nonfinite}); 0 never stops")
         if isinstance(self.reflection_words, str):

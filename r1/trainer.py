@@ -18,8 +18,8 @@ adds, without touching TRL's generation path:
 - **Run guards** (`r1.guards.RunGuardsMixin`): exact resume (generation buffer, data order), atomic checkpoints,
   NaN/inf steps skipped and counted, the run stopped after `max_consecutive_nonfinite` in a row.
 
-A fast rollout path (issue 4) would override `_generate_single_turn`/`_generate`; nothing here depends on how the
-completions were produced.
+Rollouts go through `r1.rollout.FastRolloutMixin` (`fast_rollout`, on by default): it replaces only the decode loop of
+TRL's transformers path and samples the same tokens; nothing here depends on how the completions were produced.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from trl import GRPOTrainer
 
 from r1.guards import RunGuardsMixin
 from r1.rewarding import SafeReward, check_scored
+from r1.rollout import FastRolloutMixin
 from r1.templates import Template, with_prefill
 
 logger = logging.getLogger(__name__)
@@ -165,8 +166,9 @@ def _text(c: Any) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class R1ZeroTrainer(RunGuardsMixin, GRPOTrainer):
+class R1ZeroTrainer(FastRolloutMixin, RunGuardsMixin, GRPOTrainer):
     """GRPOTrainer with dynamic sampling, R1-Zero metrics and run artifacts (see the module docstring), plus
+    `r1.rollout.FastRolloutMixin` (lean decode loop: same tokens as TRL's `generate`, less overhead) and
     `r1.guards.RunGuardsMixin`: exact resume, atomic checkpoints, non-finite step guard.
 
     `template` (a `r1.templates.Template`) tells the metrics which prefix the model never generated. Pass
