@@ -74,7 +74,8 @@ def append_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]] | di
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
+    # backslashreplace: a lone surrogate (possible in decoded model text) is written as a JSON escape, not a crash
+    with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
         f.write(payload)
         f.flush()
         os.fsync(f.fileno())

@@ -184,6 +184,14 @@ def prepare(run: Any) -> Plan:
     dataset, heldout, stats = build_dataset(run, notes)
     if dataset is not None and len(dataset) == 0:
         raise ConfigError("the training set is empty; check the dataset and its filters")
+    t = run.training
+    prompts_per_round = t.generation_batch_size // t.num_generations
+    if dataset is not None and len(dataset) < prompts_per_round:
+        raise ConfigError(
+            f"the training set has {len(dataset)} problems but one generation round needs {prompts_per_round} "
+            f"({t.generation_batch_size} completions / num_generations {t.num_generations}); add data or lower "
+            "per_device_train_batch_size"
+        )
     if run.script.task == "countdown" and "countdown" not in run.script.reward_funcs:
         notes.append("WARNING task=countdown without the countdown reward: accuracy is graded as math equality")
     model_path = check_model(

@@ -67,3 +67,13 @@ def test_a_corrupt_line_in_the_middle_is_an_error_not_silently_dropped(tmp_path)
         pass
     else:
         raise AssertionError("a corrupt line before the last one must not be skipped silently")
+
+
+def test_append_jsonl_keeps_lone_surrogates_as_escapes(tmp_path):
+    """Decoded model text can hold a lone surrogate; logging it must not crash a run and must round-trip."""
+    from r1.artifacts import append_jsonl, read_jsonl
+
+    path = tmp_path / "samples.jsonl"
+    append_jsonl(path, {"completion": "ok \ud800 é"})
+    append_jsonl(path, {"completion": "next"})
+    assert [r["completion"] for r in read_jsonl(path)] == ["ok \ud800 é", "next"]

@@ -55,6 +55,7 @@ def run_main(recipe, capsys, *argv: str) -> tuple[int, list[str]]:
 def cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
     math = ["--task", "math", "--decontaminate", "false"]
     wrong_cols = write_jsonl(tmp / "wrong.jsonl", [{"question": "1+1?", "solution": "2"}])
+    one_row = write_jsonl(tmp / "one.jsonl", [{"problem": "1+1?", "answer": "2"}])
     levels = write_jsonl(tmp / "levels.jsonl", [{"problem": f"{i}+1?", "answer": str(i + 1), "level": 1} for i in range(5)])
     return {
         "unknown_cli_flag": (["--num_generation", "4"], "unknown option '--num_generation' (did you mean 'num_generations'?)"),
@@ -68,6 +69,7 @@ def cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "model_folder_missing": (["--model_name_or_path", str(tmp / "no-model")], "does not exist"),
         "hub_model_offline": (["--model_name_or_path", "someorg/not-cached-model"], "not in the local Hugging Face cache"),
         "previous_run_in_output_dir": ([], "holds an earlier run"),
+        "smaller_than_one_round": ([*math, "--dataset_name", one_row, "--per_device_train_batch_size", "8"], "one generation round needs 2"),
     }
 
 
