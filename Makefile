@@ -26,7 +26,7 @@ test-slow: venv
 	$(PY) -m pytest -m slow -q -rs
 
 demo: venv
-	$(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
+	$(VENV)/bin/accelerate launch --quiet --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
 		recipes/r1_zero.py $(ARGS)
 
 lint: venv
