@@ -165,8 +165,12 @@ class RunArtifactsCallback(TrainerCallback):
         """Decided by the main process and shared, so every process stops at the same step."""
         import torch
 
+        # Stop before a step that would end past the limit: assume the next step takes as long as the last one.
+        elapsed = self._base_seconds + self.session_seconds()
+        last_step = elapsed - getattr(self, "_elapsed_at_last_step", self._base_seconds)
+        self._elapsed_at_last_step = elapsed
         acc = self.trainer.accelerator
-        flag = torch.tensor([float(self._base_seconds + self.session_seconds() >= limit)], device=acc.device)
+        flag = torch.tensor([float(elapsed + last_step >= limit)], device=acc.device)
         if acc.num_processes > 1:
             flag = acc.gather(flag)[:1]  # rank 0's clock decides
         return bool(flag.item())

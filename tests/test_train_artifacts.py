@@ -82,6 +82,20 @@ def test_time_cap_stops_and_saves(tmp_path):
     assert not control.should_training_stop
 
 
+def test_time_cap_stops_before_a_step_that_would_overrun(tmp_path):
+    trainer = fake_trainer(tmp_path, max_train_seconds=100.0)
+    cb = RunArtifactsCallback(trainer)
+    state = TrainerState()
+    cb.on_train_begin(trainer.args, state, TrainerControl())
+    cb._base_seconds, cb._elapsed_at_last_step = 60.0, 50.0  # 60 s in, last step took 10 s: room for another
+    control = TrainerControl()
+    cb.on_step_end(trainer.args, state, control)
+    assert not control.should_training_stop
+    cb._base_seconds, cb._elapsed_at_last_step = 60.0, 20.0  # last step took 40 s: the next would end past 100 s
+    cb.on_step_end(trainer.args, state, control)
+    assert control.should_training_stop
+
+
 def test_summary_cost_counts_gpu_hours_only_on_gpus(tmp_path):
     trainer = fake_trainer(tmp_path)
     cb = RunArtifactsCallback(trainer)
