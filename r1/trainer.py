@@ -36,6 +36,7 @@ from r1.guards import RunGuardsMixin
 from r1.rewarding import SafeReward, check_scored
 from r1.rollout import FastRolloutMixin
 from r1.templates import Template, with_prefill
+from rewards import completion_text
 
 logger = logging.getLogger(__name__)
 
@@ -153,14 +154,6 @@ def count_reflections(texts: Sequence[str], patterns: Sequence[re.Pattern[str]])
     return [[len(p.findall(t.lower())) for p in patterns] for t in texts]
 
 
-def _text(c: Any) -> str:
-    if isinstance(c, str):
-        return c
-    if isinstance(c, list) and c and isinstance(c[-1], dict):
-        return str(c[-1].get("content", ""))
-    return str(c)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # The trainer
 # ----------------------------------------------------------------------------------------------------------------
@@ -256,7 +249,7 @@ class R1ZeroTrainer(FastRolloutMixin, RunGuardsMixin, GRPOTrainer):
     def _log_completion_stats(self, completions, completion_ids_list, mode: str) -> tuple[list[str], list[float]]:
         """Completions and tokens per round, format rate and reflection words, summed over all processes."""
         prefill = self.template.prefill if self.template is not None else ""
-        texts = [_text(c) for c in with_prefill(list(completions), prefill)]
+        texts = [completion_text(c) for c in with_prefill(list(completions), prefill)]
         fmt = self._format_scores(texts)
         counts = count_reflections(texts, self._reflection_patterns)
         # One gather for everything: [completions, tokens, formatted, any-reflection, per-word counts...]
@@ -310,7 +303,7 @@ class R1ZeroTrainer(FastRolloutMixin, RunGuardsMixin, GRPOTrainer):
             self.pending_samples.append(
                 {
                     "step": step,
-                    "prompt": _text(prompts[i]) if not isinstance(prompts[i], str) else prompts[i],
+                    "prompt": completion_text(prompts[i]),
                     "completion": texts[i],
                     "answer": row.get("answer"),
                     "rewards": {n: (None if v != v else v) for n, v in zip(self.reward_func_names, local[i], strict=True)},
