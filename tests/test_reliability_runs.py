@@ -17,26 +17,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import SUBPROCESS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "tests/configs/tiny_qwen2.yaml")
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "PYTHONWARNINGS": "ignore",
-    "OMP_NUM_THREADS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "PYTHONPATH": str(REPO),
-}
+ENV = {**SUBPROCESS_ENV, "PYTHONPATH": str(REPO)}
 
 LAUNCHER = r'''
 """recipes/r1_zero.py with test rewards and optional self-inflicted SIGKILL / NaN losses (env R1_TEST_*)."""

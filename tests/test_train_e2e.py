@@ -8,24 +8,16 @@ completions were gathered into every step.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import SUBPROCESS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "PYTHONWARNINGS": "ignore",
-    "OMP_NUM_THREADS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
+ENV = dict(SUBPROCESS_ENV)
 
 
 def launch(config: str, out: Path, *args: str, processes: int = 1, timeout: int = 300) -> subprocess.CompletedProcess:
