@@ -56,7 +56,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from r1.decode_step import DirectDecoder, unsupported_reason
+
 logger = logging.getLogger(__name__)
+
+# model classes whose direct decode step disagreed with their forward (warned once each)
+_DIRECT_MISMATCH_WARNED: set[str] = set()
 
 _KNOWN_MODEL_KWARGS = {"attention_mask", "position_ids", "cache", "logits_to_keep", "use_cache"}
 
@@ -109,6 +114,11 @@ def _buffered_layer_class() -> type:
             self.keys = self._key_buf[..., : start + n, :]
             self.values = self._value_buf[..., : start + n, :]
             return self.keys, self.values
+
+        def rewind(self, length: int) -> None:
+            """Forget every position from `length` on (the buffer is overwritten by the next update)."""
+            self.keys = self._key_buf[..., :length, :]
+            self.values = self._value_buf[..., :length, :]
 
     return BufferedLayer
 
@@ -258,15 +268,20 @@ def lean_sample(
     grad_mode = torch.no_grad() if compiled_forward is not None else torch.inference_mode()
 
     with grad_mode, _decode_context(model):
-        if not static:
-            preallocate_cache(cache, capacity)
+        direct = None
+        if not static and preallocate_cache(cache, capacity) == len(getattr(cache, "layers", ())) and split:
+            reason = unsupported_reason(*split)
+            if reason is None:
+                direct = DirectDecoder(*split, keep)
+            else:
+                logger.debug("lean_sample: module forward per decode step (%s)", reason)
         ids = input_ids.new_empty(batch_size, capacity)
         ids[:, :prompt_len] = input_ids
         mask_buf = None
         if attention_mask is not None:
             mask_buf = attention_mask.new_ones(batch_size, capacity)
             mask_buf[:, :prompt_len] = attention_mask
-        unfinished = torch.ones(batch_size, dtype=torch.long, device=input_ids.device)
+        unfinished = torch.ones(batch_size, dtype=torch.bool, device=input_ids.device)
         length = prompt_len
         step_ids = input_ids.clone(memory_format=torch.contiguous_format)
         step_positions = position_ids
@@ -292,7 +307,14 @@ def lean_sample(
                 )
                 call = compiled_forward if (compiled_forward is not None and step > 0) else model
                 logits = call(**model_inputs, return_dict=True).logits
+            elif direct is not None and step > 1:
+                logits = direct(step_ids, step_positions, mask_buf, length, cache)
             else:
+                verify = direct is not None and step == 1
+                if verify:  # the first decode step runs both ways: the direct step must reproduce the forward exactly
+                    direct_logits = direct(step_ids, step_positions, mask_buf, length, cache)
+                    for layer in cache.layers:
+                        layer.rewind(length - 1)
                 logits, new_cache = forward(
                     input_ids=step_ids,
                     cache=cache,
@@ -300,6 +322,14 @@ def lean_sample(
                     **({"attention_mask": mask_buf[:, :length]} if mask_buf is not None else {}),
                 )
                 cache = new_cache if new_cache is not None else cache
+                if verify and not torch.equal(direct_logits, logits):
+                    if type(model).__name__ not in _DIRECT_MISMATCH_WARNED:
+                        _DIRECT_MISMATCH_WARNED.add(type(model).__name__)
+                        logger.warning(
+                            "lean_sample: the direct decode step differs from %s's forward; using the module forward",
+                            type(model).__name__,
+                        )
+                    direct = None
             next_token_logits = logits[:, -1].to(copy=True, dtype=torch.float32, device=input_ids.device)
             del logits
             scores = next_token_logits
@@ -312,7 +342,7 @@ def lean_sample(
             else:
                 next_tokens = torch.argmax(scores, dim=-1)
             if has_eos_stopping_criteria:
-                next_tokens = torch.where(unfinished.bool(), next_tokens, pad_token_id)
+                next_tokens = torch.where(unfinished, next_tokens, pad_token_id)
             ids[:, length] = next_tokens
             length += 1
 
@@ -322,7 +352,7 @@ def lean_sample(
                 unfinished = unfinished & ~torch.isin(next_tokens, eos)
             for criterion in other_criteria:
                 unfinished = unfinished & ~criterion(ids[:, :length], scores)
-            if unfinished.max() == 0:
+            if not unfinished.any():
                 break
             step_ids = next_tokens[:, None]
             if decode_positions is not None:
