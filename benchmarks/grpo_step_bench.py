@@ -215,7 +215,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         n_params = sum(p.numel() for p in model.parameters())
         fields.update(recommended_settings(device=device, n_params=n_params))
     config_fields = {k: v for k, v in fields.items() if k != "output_dir"}
-    fast_keys = {"fast_rollout", "fast_rollout_backend"}
+    fast_keys = {"fast_rollout", "fast_rollout_backend", "cpu_retain_freed_memory"}
     trl_fields = {k: v for k, v in fields.items() if k not in fast_keys}
     config = GRPOConfig(**trl_fields)
     for k in fast_keys & set(fields):

@@ -193,6 +193,11 @@ class R1GRPOConfig(GRPOConfig):
     fast_rollout_dtype: str = field(
         default="auto", metadata={"help": "dtype of the compiled backend's weight copy (auto = bf16 on CUDA with bf16)."}
     )
+    cpu_retain_freed_memory: bool = field(
+        default=True,
+        metadata={"help": "Training on CPU: keep freed memory in the process (glibc mallopt) instead of faulting in "
+                  "fresh pages every step (~10 % of a small model's step); no numerical effect. See r1/cpu_memory.py."},
+    )
     max_consecutive_nonfinite: int = field(
         default=5,
         metadata={

@@ -143,7 +143,7 @@ class DirectDecoder:
                 )
             )
         self.mask_mode: str | None = None  # "none" | "slice" | "call", decided on the first call
-        self.full_mask: torch.Tensor | None = None  # "slice": the 4D boolean padding mask of the whole buffer
+        self.full_mask: torch.Tensor | None = None  # "slice": the 4D padding mask of the whole buffer
 
     def _mask(self, embeds: torch.Tensor, mask_buf: torch.Tensor | None, length: int, positions: Any, cache: Any):
         if self.mask_mode == "none":
@@ -169,6 +169,10 @@ class DirectDecoder:
             ):
                 self.mask_mode = "slice"
                 self.full_mask = mask_buf.bool()[:, None, None, :]
+                if self.backbone.config._attn_implementation == "sdpa":
+                    # what sdpa turns a boolean mask into on every call (0 where attended, -inf elsewhere), made once
+                    additive = torch.zeros(self.full_mask.shape, dtype=embeds.dtype, device=embeds.device)
+                    self.full_mask = additive.masked_fill_(self.full_mask.logical_not(), float("-inf"))
             else:
                 self.mask_mode = "call"
         return mask

@@ -338,7 +338,7 @@ def lean_sample(
                 scores = processor(ids[:, :length], scores)
             if do_sample:
                 probs = nn.functional.softmax(scores, dim=-1)
-                next_tokens = torch.multinomial(probs, num_samples=1).squeeze(1)
+                next_tokens = sample_one(probs)
             else:
                 next_tokens = torch.argmax(scores, dim=-1)
             if has_eos_stopping_criteria:
@@ -359,6 +359,38 @@ def lean_sample(
                 step_positions = decode_positions[..., step : step + 1]
             step += 1
     return ids[:, :length].clone()
+
+
+def _exponential_race(probs: torch.Tensor) -> torch.Tensor:
+    """argmax(p / E) with E ~ Exp(1) drawn over the whole tensor: the one-sample path of ATen's CPU multinomial."""
+    draws = torch.empty_like(probs).exponential_(1)
+    return torch.argmax(probs / draws, dim=-1)
+
+
+@functools.cache
+def _exponential_race_is_multinomial() -> bool:
+    """Whether `_exponential_race` draws exactly what `torch.multinomial(probs, 1)` draws with this torch (checked once
+    per process on a private copy of the RNG state, so the caller's random stream is untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        for seed in range(8):
+            probs = torch.softmax(torch.randn(4, 97, generator=torch.Generator().manual_seed(seed)) * seed, dim=-1)
+            torch.manual_seed(seed)
+            expected, expected_next = torch.multinomial(probs, 1).squeeze(1), torch.rand(2)
+            torch.manual_seed(seed)
+            got, got_next = _exponential_race(probs), torch.rand(2)
+            if not (torch.equal(expected, got) and torch.equal(expected_next, got_next)):
+                return False
+    return True
+
+
+def sample_one(probs: torch.Tensor) -> torch.Tensor:
+    """`torch.multinomial(probs, 1).squeeze(1)`, without its four validity reductions per call on CPU (one is enough:
+    the minimum of a softmax is NaN or negative exactly when multinomial would refuse it)."""
+    if probs.device.type != "cpu" or not _exponential_race_is_multinomial():
+        return torch.multinomial(probs, num_samples=1).squeeze(1)
+    if not bool(probs.min() >= 0):
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    return _exponential_race(probs)
 
 
 @contextlib.contextmanager
@@ -596,10 +628,13 @@ def recommended_settings(device: str = "cpu", n_params: int | None = None) -> di
     - `gradient_checkpointing=False` for models under ~2B parameters: TRL turns checkpointing on by default, which
       re-runs every layer's forward in the backward pass; checkpointing changes memory, not the gradients.
     - `fast_rollout=True`: `FastRolloutMixin`'s lean decode loop (same tokens as `generate`).
+    - `cpu_retain_freed_memory=True` on CPU: no page faults on every step's reallocations (`r1.cpu_memory`).
     Algorithm fields (batch sizes, lengths, temperature, `steps_per_generation`) are deliberately not touched: they
     change what is trained. When vLLM is installed and a GPU is present, prefer `use_vllm=True` (see module doc).
     """
     settings: dict[str, Any] = {"fast_rollout": True}
     if n_params is None or n_params < NO_CHECKPOINTING_BELOW_PARAMS:
         settings["gradient_checkpointing"] = False
+    if device == "cpu":
+        settings["cpu_retain_freed_memory"] = True
     return settings

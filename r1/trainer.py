@@ -201,6 +201,10 @@ class R1ZeroTrainer(FastRolloutMixin, RunGuardsMixin, GRPOTrainer):
                     f"dynamic_sampling_metric {self.dynamic_sampling_metric!r} is not one of the reward functions "
                     f"({', '.join(self.reward_func_names)}) nor 'reward'"
                 )
+        if getattr(a, "cpu_retain_freed_memory", True) and self.accelerator.device.type == "cpu":
+            from r1.cpu_memory import retain_freed_memory
+
+            retain_freed_memory()
         self.artifacts = None
         if artifacts:
             from r1.callbacks import RunArtifactsCallback

@@ -146,7 +146,7 @@ def test_beam_search_is_left_to_transformers():
 
 def test_recommended_settings_keep_the_algorithm():
     small = recommended_settings(device="cpu", n_params=10_000_000)
-    assert small == {"fast_rollout": True, "gradient_checkpointing": False}
+    assert small == {"fast_rollout": True, "gradient_checkpointing": False, "cpu_retain_freed_memory": True}
     assert "gradient_checkpointing" not in recommended_settings(device="cuda", n_params=7_000_000_000)
 
 

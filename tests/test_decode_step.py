@@ -1,0 +1,126 @@
+"""The direct decode step, the one-sample draw and the CPU allocator setting: faster, and not one bit different."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+
+import pytest
+import torch
+from torch import nn
+from transformers import GenerationConfig
+
+import r1.rollout as rollout
+from r1.cpu_memory import retain_freed_memory
+from r1.decode_step import DirectDecoder, unsupported_reason
+from r1.models import load_model, load_tokenizer
+
+PROMPTS = ["What is 2 + 3?", "Question: what is the sum of 17 and 25? Think step by step.", "Solve 7 * 6."]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def count_direct_steps(monkeypatch):
+    calls: list[str | None] = []
+    original = DirectDecoder.__call__
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.mask_mode)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DirectDecoder, "__call__", counting)
+    return calls
+
+
+def _generate(model, tokenizer, sampler, seed=0, new_tokens=20):
+    inputs = tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    config = GenerationConfig(max_new_tokens=new_tokens, do_sample=True, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        return model.generate(**inputs, generation_config=config, custom_generate=sampler)
+
+
+@pytest.mark.parametrize("name", ["tiny:qwen2", "tiny:llama"])
+def test_direct_decode_runs_and_matches_generate(name, count_direct_steps, caplog):
+    tokenizer, model = load_tokenizer(name), load_model(name, dtype=torch.float32)
+    reference = _generate(model, tokenizer, None)
+    with caplog.at_level(logging.WARNING, logger="r1.rollout"):
+        lean = _generate(model, tokenizer, rollout.lean_sample)
+    assert torch.equal(reference, lean)
+    # step 0 is the prefill (module forward); step 1 runs both ways; every later step is direct only
+    assert len(count_direct_steps) == 20 - 1
+    assert count_direct_steps[1:] == ["slice"] * 18, "left-padded prompts: the padding mask is sliced, not rebuilt"
+    assert "differs" not in caplog.text
+
+
+def test_direct_decode_is_not_used_for_other_architectures(count_direct_steps):
+    tokenizer, model = load_tokenizer("tiny:deepseek-v3"), load_model("tiny:deepseek-v3", dtype=torch.float32)
+    assert "DeepseekV3DecoderLayer" in unsupported_reason(model.model, model.lm_head)
+    assert torch.equal(_generate(model, tokenizer, None), _generate(model, tokenizer, rollout.lean_sample))
+    assert count_direct_steps == []
+
+
+def test_a_direct_step_that_disagrees_is_dropped(monkeypatch, count_direct_steps, caplog):
+    """If the written-out layer ever stops matching the model (a new transformers, a patched kernel), the check on
+    the first decode step catches it and the module forward takes over: same tokens, one warning."""
+    tokenizer, model = load_tokenizer("tiny:qwen2"), load_model("tiny:qwen2", dtype=torch.float32)
+    reference = _generate(model, tokenizer, None)
+    original = DirectDecoder._layer
+    monkeypatch.setattr(DirectDecoder, "_layer", lambda self, *a: original(self, *a) * (1 + 1e-6))
+    monkeypatch.setattr(rollout, "_DIRECT_MISMATCH_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="r1.rollout"):
+        lean = _generate(model, tokenizer, rollout.lean_sample)
+    assert torch.equal(reference, lean)
+    assert len(count_direct_steps) == 1  # only the verification call
+    assert "differs from Qwen2ForCausalLM's forward" in caplog.text
+
+
+def test_unsupported_reasons():
+    model = load_model("tiny:qwen2", dtype=torch.float32)
+    assert unsupported_reason(model.model, model.lm_head) is None
+    handle = model.model.layers[0].mlp.register_forward_hook(lambda *a: None)
+    assert "hooks" in unsupported_reason(model.model, model.lm_head)
+    handle.remove()
+
+    class LoraLinear(nn.Linear):  # any subclass may compute something else (LoRA, quantised layers)
+        pass
+
+    attn = model.model.layers[1].self_attn
+    plain = attn.q_proj
+    attn.q_proj = LoraLinear(plain.in_features, plain.out_features)
+    assert "nn.Linear" in unsupported_reason(model.model, model.lm_head)
+    attn.q_proj = plain
+    model.config._attn_implementation = "flash_attention_2"
+    assert "attention implementation" in unsupported_reason(model.model, model.lm_head)
+
+
+def test_sample_one_draws_what_multinomial_draws():
+    for seed in range(50):
+        probs = torch.softmax(torch.randn(8, 705) * (seed % 5), dim=-1)
+        torch.manual_seed(seed)
+        expected, expected_next = torch.multinomial(probs, 1).squeeze(1), torch.rand(3)
+        torch.manual_seed(seed)
+        got, got_next = rollout.sample_one(probs), torch.rand(3)
+        assert torch.equal(expected, got) and torch.equal(expected_next, got_next)
+    with pytest.raises(RuntimeError, match="nan"):
+        rollout.sample_one(torch.softmax(torch.tensor([[0.0, float("nan")]]), dim=-1))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_retained_memory_is_reused_without_page_faults():
+    assert retain_freed_memory()
+    n = 4 << 20  # 16 MiB of float32: above glibc's default mmap threshold, so normally a fresh mmap each time
+    torch.ones(n).sum()  # first touch of the heap pages
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        torch.ones(n).sum()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert faults < 4096, f"{faults} page faults: each 16 MiB allocation touched new pages"
