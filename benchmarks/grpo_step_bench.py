@@ -151,24 +151,13 @@ def hash_reward(completion_ids: list[list[int]], **_: Any) -> list[float]:
 
 
 def trainer_class(path: str) -> type:
-    from trl import GRPOTrainer
-
     if path == "trl_defaults":
+        from trl import GRPOTrainer
+
         return GRPOTrainer
-    from r1.rollout import FastRolloutMixin
+    from r1.trainer import R1ZeroTrainer  # FastRolloutMixin + RunGuardsMixin + GRPOTrainer
 
-    try:  # the project trainer, once it carries the fast rollout path
-        from r1.trainer import R1ZeroTrainer
-
-        if issubclass(R1ZeroTrainer, FastRolloutMixin):
-            return R1ZeroTrainer
-    except Exception:  # noqa: BLE001 - fall back to composing the mixin directly
-        pass
-
-    class FastGRPOTrainer(FastRolloutMixin, GRPOTrainer):
-        pass
-
-    return FastGRPOTrainer
+    return R1ZeroTrainer
 
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -276,7 +265,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
             gen_tokens.append(sum(len(c) for c in completion_ids))
             return completion_ids, logprobs
 
-    extra = {"artifacts": False} if cls.__name__ == "R1ZeroTrainer" else {}
+    extra = {"artifacts": False} if args.path == "r1" else {}
     recorder = Recorder()
     trainer = Timed(
         model=model,

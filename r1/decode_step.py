@@ -64,6 +64,8 @@ def unsupported_reason(backbone: nn.Module, head: nn.Module) -> str | None:
         attn, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
         if attn is None or mlp is None or getattr(attn, "sliding_window", None) is not None:
             return "unexpected layer structure"
+        if attn.training and getattr(attn, "attention_dropout", 0.0):
+            return "attention dropout is active (its random draws would be taken twice by the first-step check)"
         projections = [getattr(attn, p, None) for p in ("q_proj", "k_proj", "v_proj", "o_proj")]
         projections += [getattr(mlp, p, None) for p in ("gate_proj", "up_proj", "down_proj")]
         if any(type(p) is not nn.Linear for p in projections):

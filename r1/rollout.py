@@ -18,24 +18,31 @@ What the profile says (TRL 1.16, transformers 5.24, torch 2.13 CPU; `benchmarks/
   `prepare_inputs_for_generation` + `_update_model_kwargs_for_generation` 9 %, stopping criteria, and
   `LogitsProcessorList` calling `inspect.signature` on every processor every token (~0.2 ms/token when any
   processor is active, e.g. temperature != 1 or min_new_tokens).
-- The decode forward of a small model is framework overhead, not arithmetic: 15 linears at ~12 us, two
-  flash-attention decode calls at ~60 us, ~30 module calls; calling backbone + `lm_head` directly instead of the
-  `*ForCausalLM` wrapper (and TRL's fused-head patch around it) saves ~15 % of it. Sampling draws one
-  `exponential_` over the (batch, vocab) probabilities per token (~90 us here) and must stay as is for exactness.
+- The decode forward of a small model is framework overhead, not arithmetic: ~45 small ops per layer plus
+  `nn.Module.__call__`, transformers' forward decorators and a causal mask rebuilt every token (0.73 ms per token
+  for the tiny model, of which GEMMs ~0.13 ms and two flash-attention decode calls ~0.10 ms).
+  Sampling draws one `exponential_` over the (batch, vocab) probabilities per token (~85 us here); it must stay.
+- The loss pass (forward + backward of 8 x ~545 tokens) is GEMM- and flash-attention-bound (torch.profiler: mm 36 %,
+  attention backward 19 %), ~0.38 s on both paths; it cannot get faster without changing the numbers. But glibc
+  returns the step's large freed blocks to the OS and faults them in again next step: 60-90k minor page faults per
+  step (`r1.cpu_memory`).
 - SmolLM2-135M on CPU is compute-bound (~130 ms per decode step at batch 8), so the loop overhead is ~3 %.
 - Threads: on an oversubscribed CPU, torch's default intra-op threads make every small op wait for a descheduled
   OpenMP thread (a 4 us `cos` takes 1.5 ms): TRL's step went from 1.0 s (1 thread) to 50 s (2 threads). Run small
   models with `OMP_NUM_THREADS=1` / `torch.set_num_threads(1)` on shared CPUs.
 
 So `lean_sample` keeps every arithmetic step of `_sample` (same forward inputs, fp32 copy of the last logits,
-processors in order, softmax + one `torch.multinomial` over the whole batch, pad after EOS, same stop test) and
-drops the bookkeeping: KV cache appended in place into a preallocated buffer read through views
+processors in order, softmax + the one-sample path of `torch.multinomial` over the whole batch, pad after EOS, same
+stop test) and drops the bookkeeping: KV cache appended in place into a preallocated buffer read through views
 (`preallocate_cache`), ids / mask / positions preallocated, processors called directly, backbone + head called
-directly for plain-head architectures (`PLAIN_HEAD_MODEL_TYPES`), `inference_mode`. Same tokens and the same
-number of random draws as `generate` (tests/test_rollout.py), so the GRPO losses equal TRL's bit for bit.
-Measured: generation 1.34x, whole step 1.27x on the tiny model (CPU time and wall clock agree at that load), and
-1.04x for SmolLM2-135M; `recommended_settings()` adds `gradient_checkpointing=False` (same gradients, no recompute;
-+6 % RSS tiny, +22 % SmolLM2). Nothing else that keeps the loss identical is left on CPU: the rest is GEMMs.
+directly for plain-head architectures (`PLAIN_HEAD_MODEL_TYPES`), `inference_mode`. For Llama / Mistral / Qwen2 /
+Qwen3 layers each decode step after the first runs `r1.decode_step.DirectDecoder` (the layers' ops written out,
+q/k/v and gate/up fused into one GEMM each, the padding mask made once); the first decode step of every
+generation runs both that and the module forward, and the direct path is kept only if the logits agree bit for bit.
+Same tokens and the same random draws as `generate` (tests/test_rollout.py, tests/test_decode_step.py), so the
+GRPO losses equal TRL's bit for bit. `recommended_settings()` adds `gradient_checkpointing=False` (same gradients,
+no recompute) and, on CPU, `cpu_retain_freed_memory=True`. Measured on the tiny model (3 rounds, 1 thread, load
+~0.8): generation 1.95x, whole step 1.66x, peak RSS +13 %; see benchmarks/README.md.
 
 On CUDA (not measured here: no GPU was lent) the "compiled" backend decodes with a static cache and `generate`'s
 compiled forward (`torch.compile`, CUDA graphs) on a bf16 copy of the policy refreshed in place each optimizer

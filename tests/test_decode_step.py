@@ -98,6 +98,12 @@ def test_unsupported_reasons():
     attn.q_proj = LoraLinear(plain.in_features, plain.out_features)
     assert "nn.Linear" in unsupported_reason(model.model, model.lm_head)
     attn.q_proj = plain
+    model.train()
+    for layer in model.model.layers:
+        layer.self_attn.attention_dropout = 0.1
+    assert "dropout" in unsupported_reason(model.model, model.lm_head)
+    model.eval()
+    assert unsupported_reason(model.model, model.lm_head) is None
     model.config._attn_implementation = "flash_attention_2"
     assert "attention implementation" in unsupported_reason(model.model, model.lm_head)
 
