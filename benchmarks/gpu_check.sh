@@ -66,8 +66,9 @@ else  # fits one 10-minute device command: ~1 + 5.5 + 3.5 min at most
     ROLL_ARGS="--batches 64,256,1024 --repeats 1" ROLL_LIMIT=200
 fi
 
-# 3. Correctness on this device: the lean loop samples exactly what generate samples (fp32 and bf16, dynamic cache),
-#    and the static-cache lean loop matches generate's static path.
+# 3. Correctness on this device: the lean loop samples exactly what generate samples (fp32 and bf16, dynamic cache,
+#    where r1.decode_step's direct step runs: its call count is printed), and the static-cache lean loop matches
+#    generate's static path.
 say "correctness on $DEVICE"
 DEVICE=$DEVICE timeout 150 $PY - <<'EOF' 2>&1 | tee "$OUT/correctness.log"
 import json, os, sys
@@ -75,8 +76,14 @@ sys.path.insert(0, ".")
 import torch
 from transformers import GenerationConfig
 from r1.models import load_model, load_tokenizer
+import logging
+from r1.decode_step import DirectDecoder
 from r1.rollout import lean_sample, static_generation_config
+logging.basicConfig(level=logging.WARNING)  # a direct decode step that disagrees with the module forward warns
 device = os.environ["DEVICE"]
+direct_calls = []
+_direct = DirectDecoder.__call__
+DirectDecoder.__call__ = lambda self, *a: (direct_calls.append(1), _direct(self, *a))[1]
 tok = load_tokenizer("tiny:qwen2")
 results = {}
 for dtype in ("float32", "bfloat16"):
@@ -92,7 +99,7 @@ for dtype in ("float32", "bfloat16"):
             with torch.no_grad():
                 outs.append(model.generate(**enc, generation_config=config, custom_generate=sampler))
         results[f"{dtype}/{name}"] = bool(torch.equal(outs[0], outs[1]))
-print(json.dumps({"device": device, "lean_equals_generate": results}))
+print(json.dumps({"device": device, "lean_equals_generate": results, "direct_decode_calls": len(direct_calls)}))
 EOF
 
 # 4. The GRPO step benchmark (the target: >= 5x TRL defaults, >= 10,000 completion tokens/s).
