@@ -130,13 +130,16 @@ class TransformersGenerator:
 
     Works on a model already in memory (the training demo) and restores its train/eval mode afterwards. The model's
     own generation_config (repetition penalties, top_k, …) is ignored so numbers depend only on the eval settings.
+    The decode loop is `r1.rollout.lean_sample` (the tokens `generate`'s own loop would produce, with less overhead
+    per token); `lean=False` runs transformers' loop.
     """
 
     name = "transformers"
 
-    def __init__(self, model: Any, tokenizer: Any):
+    def __init__(self, model: Any, tokenizer: Any, lean: bool = True):
         self.model = model
         self.tokenizer = tokenizer
+        self.lean = lean
         self.eos_ids = _eos_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.eos_ids[0]
@@ -159,6 +162,8 @@ class TransformersGenerator:
     ) -> list[Completion]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
+
+        from r1.rollout import lean_sample
 
         if len(prompts) != len(seeds):
             raise ValueError("one seed per prompt")
@@ -184,6 +189,7 @@ class TransformersGenerator:
                     attention_mask=mask.to(device),
                     generation_config=config,
                     logits_processor=processors,
+                    custom_generate=lean_sample if self.lean else None,
                 )
         finally:
             self.model.generation_config = model_config

@@ -149,3 +149,13 @@ def test_vllm_backend_sends_token_ids_and_per_request_seeds(monkeypatch, tiny):
         n=1, temperature=0.6, top_p=0.95, max_tokens=7, seed=0, skip_special_tokens=True
     )
     assert [(c.text, c.tokens, c.truncated) for c in got] == [("c0", 1, False), ("c1", 2, True)]
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_lean_decode_loop_gives_what_transformers_loop_gives(tiny, temperature):
+    model, tok = tiny
+    seeds = [sample_seed(1, f"p{i}", 0) for i in range(len(PROMPTS))]
+    kw = dict(temperature=temperature, top_p=0.9, max_new_tokens=24)
+    lean = TransformersGenerator(model, tok).generate(PROMPTS, seeds, **kw)
+    plain = TransformersGenerator(model, tok, lean=False).generate(PROMPTS, seeds, **kw)
+    assert lean == plain
