@@ -175,6 +175,8 @@ class DirectDecoder:
                     # what sdpa turns a boolean mask into on every call (0 where attended, -inf elsewhere), made once
                     additive = torch.zeros(self.full_mask.shape, dtype=embeds.dtype, device=embeds.device)
                     self.full_mask = additive.masked_fill_(self.full_mask.logical_not(), float("-inf"))
+                # from this first step on, so that the caller's bit-for-bit check covers the mask later steps get
+                return self.full_mask[..., :length]
             else:
                 self.mask_mode = "call"
         return mask

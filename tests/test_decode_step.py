@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import resource
+import os
 import sys
 
 import pytest
@@ -12,7 +12,6 @@ from torch import nn
 from transformers import GenerationConfig
 
 import r1.rollout as rollout
-from r1.cpu_memory import retain_freed_memory
 from r1.decode_step import DirectDecoder, unsupported_reason
 from r1.models import load_model, load_tokenizer
 
@@ -57,7 +56,7 @@ def test_direct_decode_runs_and_matches_generate(name, count_direct_steps, caplo
     assert torch.equal(reference, lean)
     # step 0 is the prefill (module forward); step 1 runs both ways; every later step is direct only
     assert len(count_direct_steps) == 20 - 1
-    assert count_direct_steps[1:] == ["slice"] * 18, "left-padded prompts: the padding mask is sliced, not rebuilt"
+    assert count_direct_steps == [None] + ["slice"] * 18, "left-padded prompts: the padding mask is made once"
     assert "differs" not in caplog.text
 
 
@@ -81,6 +80,20 @@ def test_a_direct_step_that_disagrees_is_dropped(monkeypatch, count_direct_steps
     assert torch.equal(reference, lean)
     assert len(count_direct_steps) == 1  # only the verification call
     assert "differs from Qwen2ForCausalLM's forward" in caplog.text
+
+
+def test_a_direct_step_that_raises_is_dropped(monkeypatch, caplog):
+    tokenizer, model = load_tokenizer("tiny:llama"), load_model("tiny:llama", dtype=torch.float32)
+    reference = _generate(model, tokenizer, None)
+
+    def broken(self, *args):
+        raise RuntimeError("shape mismatch in a model variant")
+
+    monkeypatch.setattr(DirectDecoder, "_layer", broken)
+    monkeypatch.setattr(rollout, "_DIRECT_MISMATCH_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="r1.rollout"):
+        assert torch.equal(reference, _generate(model, tokenizer, rollout.lean_sample))
+    assert "RuntimeError: shape mismatch" in caplog.text
 
 
 def test_unsupported_reasons():
@@ -120,13 +133,49 @@ def test_sample_one_draws_what_multinomial_draws():
         rollout.sample_one(torch.softmax(torch.tensor([[0.0, float("nan")]]), dim=-1))
 
 
+_FAULTS_SCRIPT = """
+import ctypes, resource, sys
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+if sys.argv[1] == "retain":
+    from r1.cpu_memory import retain_freed_memory
+    assert retain_freed_memory()
+size = 12 << 20
+
+def step():  # like a training step: several large activations alive together, then all freed
+    blocks = [libc.malloc(size) for _ in range(3)]
+    for block in blocks:
+        ctypes.memset(block, 1, size)
+    for block in blocks:
+        libc.free(block)
+
+step(), step()  # the heap grows to its working size
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
 def test_retained_memory_is_reused_without_page_faults():
-    assert retain_freed_memory()
-    n = 4 << 20  # 16 MiB of float32: above glibc's default mmap threshold, so normally a fresh mmap each time
-    torch.ones(n).sum()  # first touch of the heap pages
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(20):
-        torch.ones(n).sum()
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    assert faults < 4096, f"{faults} page faults: each 16 MiB allocation touched new pages"
+    """In a fresh process (a clean heap), glibc by default trims the freed top of the heap after every step and
+    faults the same 36 MiB in again next step; with freed memory retained, later steps do not fault at all. (The
+    GRPO benchmark measures what that is worth: 60-90k faults per tiny-model step become ~8k.)"""
+    import subprocess
+    from pathlib import Path
+
+    def faults(mode: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", _FAULTS_SCRIPT, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        return int(out.stdout.strip().splitlines()[-1])
+
+    default, retained = faults("default"), faults("retain")
+    assert default > 10 * 3 * (12 << 20) // 4096 // 2, f"only {default} faults by default: the test shows nothing"
+    assert retained < 100, (default, retained)
