@@ -35,10 +35,8 @@ SUPPORTED_ATTENTION = ("sdpa", "eager")
 
 
 def _has_hooks(module: nn.Module) -> bool:
-    return any(
-        m._forward_hooks or m._forward_pre_hooks or getattr(m, "_forward_hooks_with_kwargs", None)
-        for m in module.modules()
-    )
+    """torch forward hooks, or accelerate's (device_map / offloading), which replace `forward` on the instance."""
+    return any(m._forward_hooks or m._forward_pre_hooks or hasattr(m, "_hf_hook") for m in module.modules())
 
 
 def unsupported_reason(backbone: nn.Module, head: nn.Module) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import pytest
@@ -18,12 +17,7 @@ from r1.models import load_model, load_tokenizer
 PROMPTS = ["What is 2 + 3?", "Question: what is the sum of 17 and 25? Think step by step.", "Solve 7 * 6."]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
@@ -102,6 +96,9 @@ def test_unsupported_reasons():
     handle = model.model.layers[0].mlp.register_forward_hook(lambda *a: None)
     assert "hooks" in unsupported_reason(model.model, model.lm_head)
     handle.remove()
+    model.model.layers[0].mlp._hf_hook = object()  # what accelerate's device_map / offload hooks leave behind
+    assert "hooks" in unsupported_reason(model.model, model.lm_head)
+    del model.model.layers[0].mlp._hf_hook
 
     class LoraLinear(nn.Linear):  # any subclass may compute something else (LoRA, quantised layers)
         pass
