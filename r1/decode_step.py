@@ -6,8 +6,8 @@ config defaults) and per-step mask building; the arithmetic itself is ~45 small 
 runs those ops — written out from `Qwen2DecoderLayer` / `LlamaDecoderLayer` / `MistralDecoderLayer` /
 `Qwen3DecoderLayer` and their attention / MLP forwards — calling the model's own norms, rotary embedding,
 `rotate_half` / `apply_rotary_pos_emb`, attention function and cache, in the same order, with q/k/v and gate/up
-fused into one GEMM each (each output element is the same dot product over the same inputs; measured: 0.73 → 0.43
-ms per step).
+fused into one GEMM each below 1B parameters (each output element is the same dot product over the same inputs;
+measured: 0.73 → 0.43 ms per step).
 
 It engages only where it computes what the model computes: exactly those layer classes with plain `nn.Linear`
 projections (no LoRA, no quantised layers), sdpa or eager attention, full attention in every layer, and no hooks
@@ -79,27 +79,42 @@ def unsupported_reason(backbone: nn.Module, head: nn.Module) -> str | None:
     return None
 
 
-def _fuse(linears: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One (weight, bias) for several linears applied to the same input: a single GEMM instead of several."""
+# Fusing copies the attention and MLP weights once per generation; above this many parameters that transient copy
+# (as large as the model) costs more memory than a few saved GEMM launches are worth.
+FUSE_BELOW_PARAMS = 1_000_000_000
+
+Projection = list[tuple[torch.Tensor, torch.Tensor | None]]  # (weight, bias) per GEMM; outputs concatenated
+
+
+def _fuse(linears: list[nn.Linear], fuse: bool) -> Projection:
+    """(weight, bias) for several linears applied to the same input: one GEMM when `fuse`, else one per linear."""
+    if not fuse:
+        return [(lin.weight, lin.bias) for lin in linears]
     weight = torch.cat([lin.weight for lin in linears])
     if all(lin.bias is None for lin in linears):
-        return weight, None
-    return weight, torch.cat(
-        [lin.bias if lin.bias is not None else lin.weight.new_zeros(lin.out_features) for lin in linears]
-    )
+        return [(weight, None)]
+    bias = torch.cat([lin.bias if lin.bias is not None else lin.weight.new_zeros(lin.out_features) for lin in linears])
+    return [(weight, bias)]
+
+
+def _project(x: torch.Tensor, projection: Projection) -> torch.Tensor:
+    if len(projection) == 1:
+        return F.linear(x, *projection[0])
+    return torch.cat([F.linear(x, *part) for part in projection], dim=-1)
 
 
 @dataclass
 class _Layer:
     """What one decode step needs of a decoder layer, looked up once per generation (nn.Module attribute access is
-    slow), with q/k/v and gate/up fused into one GEMM each (rebuilt per generation: the optimizer moves the weights)."""
+    slow), with q/k/v and gate/up fused into one GEMM each below FUSE_BELOW_PARAMS (rebuilt per generation: the
+    optimizer moves the weights)."""
 
     module: nn.Module
     attn: nn.Module
     act_fn: Any
-    qkv: tuple[torch.Tensor, torch.Tensor | None]
+    qkv: Projection
     o: tuple[torch.Tensor, torch.Tensor | None]
-    gate_up: tuple[torch.Tensor, torch.Tensor | None]
+    gate_up: Projection
     down: tuple[torch.Tensor, torch.Tensor | None]
     heads: int
     kv_heads: int
@@ -127,6 +142,7 @@ class DirectDecoder:
             backbone.config._attn_implementation, modeling.eager_attention_forward
         )
         self.qk_norm = SUPPORTED_LAYERS[type(backbone.layers[0]).__name__]
+        fuse = sum(p.numel() for p in backbone.parameters()) < FUSE_BELOW_PARAMS
         self.layers = []
         for layer in backbone.layers:
             attn, mlp = layer.self_attn, layer.mlp
@@ -135,9 +151,9 @@ class DirectDecoder:
                     module=layer,
                     attn=attn,
                     act_fn=mlp.act_fn,
-                    qkv=_fuse([attn.q_proj, attn.k_proj, attn.v_proj]),
+                    qkv=_fuse([attn.q_proj, attn.k_proj, attn.v_proj], fuse),
                     o=(attn.o_proj.weight, attn.o_proj.bias),
-                    gate_up=_fuse([mlp.gate_proj, mlp.up_proj]),
+                    gate_up=_fuse([mlp.gate_proj, mlp.up_proj], fuse),
                     down=(mlp.down_proj.weight, mlp.down_proj.bias),
                     heads=attn.q_proj.out_features // attn.head_dim,
                     kv_heads=attn.k_proj.out_features // attn.head_dim,
@@ -210,7 +226,7 @@ class DirectDecoder:
         residual = hidden
         x = layer.module.input_layernorm.forward(hidden)
         input_shape = x.shape[:-1]
-        qkv = F.linear(x, *layer.qkv).view(*input_shape, h + 2 * kv, attn.head_dim)
+        qkv = _project(x, layer.qkv).view(*input_shape, h + 2 * kv, attn.head_dim)
         v = qkv[..., h + kv :, :].transpose(1, 2)
         if self.qk_norm or self.rotate_half is None:
             q, k = qkv[..., :h, :], qkv[..., h : h + kv, :]
@@ -229,6 +245,6 @@ class DirectDecoder:
         # pre-norm gated MLP, added to the residual stream
         residual = hidden
         x = layer.module.post_attention_layernorm.forward(hidden)
-        gate_up = F.linear(x, *layer.gate_up)
+        gate_up = _project(x, layer.gate_up)
         gate, up = gate_up[..., : layer.intermediate], gate_up[..., layer.intermediate :]
         return residual + F.linear(layer.act_fn(gate) * up, *layer.down)

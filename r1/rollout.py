@@ -191,10 +191,11 @@ def lean_sample(
 
     Called by `model.generate(..., custom_generate=lean_sample)`, so `generate` has already resolved the generation
     config, special tokens, lengths, logits processors, stopping criteria, position ids and the cache exactly as it
-    does for its own loop. Per step this does what `_sample` does — the forward with the same inputs, the fp32 copy
-    of the last logits, the processors in their order, `softmax` + one `torch.multinomial` over the full batch
-    (or `argmax`), padding of finished rows, the same stop test — and nothing else: no per-step kwargs rebuilding,
-    no `torch.cat` of the ids, mask and KV cache (preallocated buffers, read through views), no output bookkeeping.
+    does for its own loop. Per step this does what `_sample` does — the forward with the same inputs (through
+    `DirectDecoder` where it applies and agrees), the fp32 copy of the last logits, the processors in their order,
+    `softmax` + the draw of `torch.multinomial` (`sample_one`) over the full batch (or `argmax`), padding of finished
+    rows, the same stop test — and nothing else: no per-step kwargs rebuilding, no `torch.cat` of the ids, mask and KV
+    cache (preallocated buffers, read through views), no output bookkeeping.
     Anything it does not handle (synced GPUs, streamers, scores/dict outputs, extra model inputs) runs `_sample`.
     """
     from transformers.generation.stopping_criteria import EosTokenCriteria, MaxLengthCriteria
