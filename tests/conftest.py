@@ -44,3 +44,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def count_direct_steps(monkeypatch):
+    """The mask mode of every call to `r1.decode_step.DirectDecoder` (one per decode step it ran) during the test."""
+    from r1.decode_step import DirectDecoder
+
+    calls: list[str | None] = []
+    original = DirectDecoder.__call__
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.mask_mode)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DirectDecoder, "__call__", counting)
+    return calls

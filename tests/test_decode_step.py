@@ -20,19 +20,6 @@ PROMPTS = ["What is 2 + 3?", "Question: what is the sum of 17 and 25? Think step
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def count_direct_steps(monkeypatch):
-    calls: list[str | None] = []
-    original = DirectDecoder.__call__
-
-    def counting(self, *args, **kwargs):
-        calls.append(self.mask_mode)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(DirectDecoder, "__call__", counting)
-    return calls
-
-
 def _generate(model, tokenizer, sampler, seed=0, new_tokens=20):
     inputs = tokenizer(PROMPTS, return_tensors="pt", padding=True)
     config = GenerationConfig(max_new_tokens=new_tokens, do_sample=True, pad_token_id=tokenizer.pad_token_id)
@@ -52,6 +39,17 @@ def test_direct_decode_runs_and_matches_generate(name, count_direct_steps, caplo
     assert len(count_direct_steps) == 20 - 1
     assert count_direct_steps == [None] + ["slice"] * 18, "left-padded prompts: the padding mask is made once"
     assert "differs" not in caplog.text
+
+
+def test_unfused_projections_for_large_models_match_too(monkeypatch, count_direct_steps, caplog):
+    """Above FUSE_BELOW_PARAMS q/k/v and gate/up stay separate GEMMs (no transient copy of the weights)."""
+    import r1.decode_step
+
+    monkeypatch.setattr(r1.decode_step, "FUSE_BELOW_PARAMS", 0)
+    tokenizer, model = load_tokenizer("tiny:qwen2"), load_model("tiny:qwen2", dtype=torch.float32)
+    with caplog.at_level(logging.WARNING, logger="r1.rollout"):
+        assert torch.equal(_generate(model, tokenizer, None), _generate(model, tokenizer, rollout.lean_sample))
+    assert len(count_direct_steps) == 20 - 1 and "differs" not in caplog.text
 
 
 def test_direct_decode_is_not_used_for_other_architectures(count_direct_steps):

@@ -223,21 +223,16 @@ def _train(trainer_cls, tmp_path, name: str, steps: int = 3, **overrides):
     return trainer, records, completions
 
 
-def test_grpo_fast_path_equals_trl(tmp_path, caplog, monkeypatch):
+def test_grpo_fast_path_equals_trl(tmp_path, caplog, count_direct_steps):
     from trl import GRPOTrainer
-
-    from r1.decode_step import DirectDecoder
 
     class FastTrainer(FastRolloutMixin, GRPOTrainer):
         pass
 
-    direct_steps = []
-    original = DirectDecoder.__call__
-    monkeypatch.setattr(DirectDecoder, "__call__", lambda self, *a: (direct_steps.append(1), original(self, *a))[1])
     with caplog.at_level(logging.INFO, logger="r1.rollout"):
         _, fast_logs, fast_completions = _train(FastTrainer, tmp_path, "fast", gradient_checkpointing=False)
     assert "fast rollout on: backend exact" in caplog.text
-    assert "differs" not in caplog.text and len(direct_steps) > 3 * 10, "decode steps should run the direct path"
+    assert "differs" not in caplog.text and len(count_direct_steps) > 3 * 10, "decode steps should run the direct path"
     _, trl_logs, trl_completions = _train(GRPOTrainer, tmp_path, "trl")
 
     assert fast_completions == trl_completions
