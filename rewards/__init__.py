@@ -6,12 +6,13 @@ completion; completions are strings or chat-message lists; unknown keyword argum
 
 from rewards.accuracy import accuracy_reward
 from rewards.countdown import countdown_reward
-from rewards.extract import completion_text, extract_answer
+from rewards.extract import ANSWER_POLICIES, completion_text, extract_answer, reference_answer
 from rewards.formatting import format_reward, tag_count_reward
 from rewards.registry import REWARD_FUNCS, get_reward_funcs
 from rewards.verify import answers_equal, cluster_answers, verify_batch
 
 __all__ = [
+    "ANSWER_POLICIES",
     "REWARD_FUNCS",
     "accuracy_reward",
     "answers_equal",
@@ -21,6 +22,7 @@ __all__ = [
     "extract_answer",
     "format_reward",
     "get_reward_funcs",
+    "reference_answer",
     "tag_count_reward",
     "verify_batch",
 ]

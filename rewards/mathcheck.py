@@ -9,8 +9,23 @@ factored, set order, degrees, units, leading zeros, intervals, matrices, `x=3` =
 - both strings are graded as the content of a `\\boxed{}` (so `1,2` is a set and `x+5` is an expression, not "5");
   a prediction that reads as prose ("The answer is 5") is instead searched the way math-verify searches text;
 - a number followed only by words ("18 dollars") is graded as the number, a percentage as the number before `%`;
-- a decimal equals an exact value only to `FLOAT_ROUNDING` places, so a rounded irrational (`0.866`, even
-  `0.866025`) is not `\\frac{\\sqrt3}{2}` while `0.5` is `\\frac12`;
+- thousands separators: digits grouped by three with a space, a thin or no-break space (U+2009, U+202F, U+00A0),
+  `\\,`, `\\ `, `\\;`, `\\!`, `~` or `{,}` are one number (`1 000` = `1\\,000` = `1000`; math-verify already
+  reads `1,000` and `10,\\!080`); a group must have exactly three digits and the number must not follow `^`/`_`
+  or a letter, so `x^2 100` stays as written;
+- decimal commas only where unambiguous: a whole answer `D,F` whose integer part has four or more digits (so the
+  comma cannot separate thousands) and whose fraction part does not have exactly three digits: `1000,99` = 1000.99
+  (after thousands separators are removed: `1 000,99` too). `1,5` and `0,5` stay two-element sets, `1000,500` is
+  left alone (thousands or decimal?);
+- one rounding policy, for bare numbers and for numbers inside every container (intervals, tuples, sets, matrices,
+  equations): a decimal equals an exact value only when it matches it to `FLOAT_ROUNDING` places, so a rounded
+  irrational or repeating decimal (`0.866`, even `0.866025`, `0.333333`, `2.6667` in `(0.6, 2.6667]` against
+  `(\\frac35, \\frac83]`) is not the exact value while `0.5` is `\\frac12` and `(0.6, 2.5]` is
+  `(\\frac35, \\frac52]`;
+- and on top of that every numeric equality is relative: two numbers are equal only when they differ by at most
+  `REL_TOL` of the larger magnitude (an exact cancellation to zero is zero). math-verify's fixed rounding and
+  `evalf(chop=True)` turn every tiny number into 0; here `\\frac{1}{2^{98}}` is not `\\frac{1}{2^{99}}` and
+  `10^{-40}` is not `2\\cdot 10^{-40}`;
 - a reference that math-verify cannot read at all is "unusable" (None), never silently wrong.
 """
 
@@ -20,8 +35,10 @@ import re
 from functools import lru_cache
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+from math_verify import grader as _grader
 
 FLOAT_ROUNDING = 10  # math-verify's default (6) accepts 0.866025 for sqrt(3)/2
+REL_TOL = 1e-9  # relative difference under which two numbers are equal
 _EXTRACTION = (LatexExtractionConfig(), ExprExtractionConfig())
 
 _MATH_DELIMS_RE = re.compile(r"(?<!\\)\$|\\\(|\\\[")
@@ -34,6 +51,22 @@ _NUMBER_THEN_WORDS_RE = re.compile(
 _BASE_NUMBER_RE = re.compile(r"\s*([0-9A-Za-z]+)_\{?(\d{1,2})\}?\s*")
 _PERCENT_RE = re.compile(r"\s*\\?%$")
 _MATH_WORDS = frozenset("sin cos tan cot sec csc log ln exp sqrt mod pmod pi and or".split())
+_THOUSANDS_SEP = r"(?:\\[,;! ]|~|\{,\}|[ \u2009\u202f\u00a0])"
+_THOUSANDS_RE = re.compile(
+    r"(?<![\w^_.,\\])(?<!\^\{)(?<!_\{)(\d{1,3})((?:" + _THOUSANDS_SEP + r"\d{3})+)(?![\d])"
+)
+_THOUSANDS_GAP_RE = re.compile(_THOUSANDS_SEP)
+_DECIMAL_COMMA_RE = re.compile(r"(-?\d{4,}),(\d{1,2}|\d{4,})")
+
+
+def _numbers_plain(answer: str) -> str:
+    """Thousands separators removed and an unambiguous decimal comma made a point (see the module docstring)."""
+    if any(c in answer for c in " ~\\{\u2009\u202f\u00a0"):
+        answer = _THOUSANDS_RE.sub(lambda m: m.group(1) + _THOUSANDS_GAP_RE.sub("", m.group(2)), answer)
+    m = _DECIMAL_COMMA_RE.fullmatch(answer)
+    if m and not m.group(1).lstrip("-").startswith("0"):
+        answer = m.group(1) + "." + m.group(2)
+    return answer
 
 
 def _clean(answer: str) -> str:
@@ -43,6 +76,7 @@ def _clean(answer: str) -> str:
         answer = answer[2:-2].strip()
     while answer and answer[-1] in ".;:,":
         answer = answer[:-1].rstrip()
+    answer = _numbers_plain(answer)
     # A percentage is compared as the number before the sign (math-verify's own handling accepts 50% = 50 but
     # not 12.5% = 12.5).
     return _PERCENT_RE.sub("", answer)
@@ -64,6 +98,56 @@ def _as_document(answer: str) -> str:
     if _MATH_DELIMS_RE.search(answer) or _is_prose(answer):
         return answer  # already delimited math, or a sentence: let math-verify find the math in it
     return "\\boxed{" + answer + "}"
+
+
+_math_verify_numeric_eq = _grader.sympy_numeric_eq
+
+
+def _number_values(x) -> list:
+    """The numeric readings of a sympy value: itself, and for a percentage also the number before `%`."""
+    inner = _grader.get_pct_val(x, None)
+    return [x] if inner is None else [x, inner]
+
+
+def _close(x, y) -> bool:
+    """Two numbers within REL_TOL of the larger magnitude (an exact cancellation to zero counts as equal)."""
+    for u in _number_values(x):
+        for v in _number_values(y):
+            diff = (u - v).evalf(30)
+            if diff == 0 or getattr(diff, "_prec", 100) < 10:  # exact, or a cancellation with no digits left
+                return True
+            scale = max(abs(u.evalf(30)), abs(v.evalf(30)))
+            if bool(abs(diff) <= REL_TOL * scale):
+                return True
+    return False
+
+
+def _relatively_equal(a, b) -> bool:
+    """False when `a` and `b` differ by more than REL_TOL relatively: as numbers, or (expressions) in the numeric
+    coefficient of some term (`x - 10^{-40}` is not `x - 2\\cdot 10^{-40}`). True otherwise, and whenever they cannot
+    be read that way (matrices: math-verify's recursion brings their elements back here one by one)."""
+    try:
+        if getattr(a, "is_number", False) and getattr(b, "is_number", False):
+            return _close(a, b)
+        if not (hasattr(a, "as_coefficients_dict") and hasattr(b, "as_coefficients_dict")):
+            return True
+        if a.count_ops() > 200 or b.count_ops() > 200:
+            return True
+        terms_a, terms_b = a.expand().as_coefficients_dict(), b.expand().as_coefficients_dict()
+        if set(terms_a) != set(terms_b):
+            return True  # different shapes: math-verify's verdict stands
+        return all(_close(terms_a[k], terms_b[k]) for k in terms_a)
+    except Exception:
+        return True  # not evaluable as numbers: math-verify's verdict stands
+
+
+def _numeric_eq(a, b, float_rounding: int, numeric_precision: int) -> bool:
+    """math-verify's numeric equality, then the relative-tolerance check (its recursion over matrix elements comes
+    back through here, so elements are checked too)."""
+    return _math_verify_numeric_eq(a, b, float_rounding, numeric_precision) and _relatively_equal(a, b)
+
+
+_grader.sympy_numeric_eq = _numeric_eq  # this process only grades (workers, the benchmark's serial baseline)
 
 
 def parse_answer(answer: str, timeout: int | None = None) -> list:

@@ -5,6 +5,16 @@ Some of these make sympy (or Python's own big-integer code) run for minutes insi
 it; the verification workers would be killed by the hard timeout, but every kill costs a replacement process.
 These checks reject such answers in microseconds. They only look at the string (no parsing, no sympy) and only
 reject what no real final answer looks like, so verdicts on ordinary answers are unchanged.
+
+Answers that parse but are costly to verify are decided here too, instead of each using the whole per-item budget:
+- `too_complex` (either side; a reference that fails it is unusable): besides length, nesting, huge powers and
+  factorials, a binomial coefficient of a number above `MAX_BINOMIAL` (`\\binom{10^6}{5\\cdot10^5}`), a Gamma of a
+  number above `MAX_FACTORIAL`, and a power of a sum of several symbols whose expansion has more than
+  `MAX_EXPANSION_TERMS` terms (`(x+y+z)^{100}`);
+- `unevaluated` (prediction against reference): a prediction that still holds an integral, a sum, a product, a
+  limit or a derivative that the reference does not hold is not a final answer (`\\int_0^1 x^{x^{x^x}} dx`,
+  `\\sum_{n=1}^\\infty n^{n^{n^n}}`, and also the restated question `\\sum_{k=1}^{100} k` for "compute the sum"):
+  it is wrong without evaluating it. A reference that holds the same operator is graded normally.
 """
 
 from __future__ import annotations
@@ -18,15 +28,28 @@ MAX_NESTING = 50  # bracket depth; real answers stay below 10
 MAX_RESULT_DIGITS = 100_000  # a numeric power with more digits than this is not an answer, it is an attack
 MAX_EXPONENT = 1_000_000  # x^{10^7} is not an answer either, whatever x is
 MAX_FACTORIAL = 10_000
+MAX_BINOMIAL = 20_000  # \binom{20000}{10000} takes 20 ms, \binom{10^6}{5*10^5} seconds
+MAX_EXPANSION_TERMS = 2_000  # (x+y+z)^{30} has 496 terms and takes 0.7 s to compare; (x+y+z)^{100} minutes
 
 # C0 controls except tab/newline/CR, DEL, C1 controls, and UTF-16 surrogates (a lone one cannot even be encoded).
 _BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _POWER_RE = re.compile(r"\^|\*\*")
 _DIGITS_BEFORE_RE = re.compile(r"(\d+)\s*[)}]*\s*$")
+_LATEX_WORD_RE = re.compile(r"\\[A-Za-z]+")
 _TOWER_RE = re.compile(r"\d+(?:(?:\^|\*\*)\d+)*")
 _CHAIN_RE = re.compile(r"\d+(?:\s*(?:\^|\*\*)\s*[{(]?\s*\d+[\s)}]*)*")
 _FACTORIAL_RE = re.compile(r"(\d+)\s*!")
 _GROUP_FACTORIAL_RE = re.compile(r"[)}\]]\s*!")
+_BINOMIAL_RE = re.compile(r"\\[dt]?binom\s*\{?\s*(\d+)|\{?\s*(\d+)\s*\\choose\b|\bC\s*\(\s*(\d+)\s*,|C_\{?(\d+)\}?\^")
+_GAMMA_RE = re.compile(r"\\Gamma\s*(?:\\left)?\s*[({]\s*(\d+)")
+_GROUP_POWER_RE = re.compile(r"\)\s*\^\s*\{?\s*(\d+)")
+_SYMBOL_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z](?![A-Za-z])")
+# Operators that a final answer has already evaluated (the kind is the key, so \iint and \int are one kind).
+_OPERATOR_RE = re.compile(
+    r"\\(?P<int>[io]*int|idotsint)(?![A-Za-z])|\\(?P<sum>sum)(?![A-Za-z])|\\(?P<prod>prod|coprod)(?![A-Za-z])"
+    r"|\\(?P<lim>lim|limsup|liminf|varlimsup|varliminf)(?![A-Za-z])"
+    r"|\\[dt]?frac\s*\{\s*(?:\\mathrm\s*\{\s*)?(?P<deriv>d)(?:\^\{?\d+\}?)?\s*\}?\s*\}\s*\{\s*(?:\\mathrm\s*\{\s*)?d\s*\}?\s*[A-Za-z]"
+)
 
 
 def sanitize(text: str) -> str:
@@ -44,7 +67,59 @@ def too_complex(answer: str) -> str | None:
         return "astronomically large power"
     if "!" in answer and _huge_factorial(answer):
         return "astronomically large factorial"
+    if ("binom" in answer or "choose" in answer or "C" in answer) and _huge_binomial(answer):
+        return "binomial coefficient of a huge number"
+    if "Gamma" in answer and any(int(m.group(1)[:8]) > MAX_FACTORIAL for m in _GAMMA_RE.finditer(answer)):
+        return "Gamma of a huge number"
+    if "^" in answer and _huge_expansion(answer):
+        return "power of a sum with too many terms"
     return None
+
+
+def _operators(text: str) -> set[str]:
+    if "\\" not in text:
+        return set()
+    return {m.lastgroup for m in _OPERATOR_RE.finditer(text) if m.lastgroup}
+
+
+def unevaluated(pred: str, gold: str) -> str | None:
+    """Why `pred` is not a final answer for `gold` (an operator left unevaluated), or None."""
+    extra = _operators(pred) - _operators(gold)
+    if extra:
+        return "unevaluated " + ", ".join(sorted(extra))
+    return None
+
+
+def _huge_binomial(text: str) -> bool:
+    for m in _BINOMIAL_RE.finditer(text):
+        digits = next(g for g in m.groups() if g is not None)
+        if len(digits) > 8 or int(digits) > MAX_BINOMIAL:
+            return True
+    return False
+
+
+def _huge_expansion(text: str) -> bool:
+    """A power `(…)^N` of a group holding k distinct one-letter symbols expands to C(N+k, k) terms."""
+    for m in _GROUP_POWER_RE.finditer(text):
+        exponent = int(m.group(1)[:8])
+        if exponent < 2:
+            continue
+        depth, i = 0, m.start()
+        while i >= 0:  # back to the matching "("
+            if text[i] == ")":
+                depth += 1
+            elif text[i] == "(":
+                depth -= 1
+                if depth == 0:
+                    break
+            i -= 1
+        group = text[max(i, 0) : m.start()]
+        if "+" not in group and "-" not in group:
+            continue
+        k = len(set(_SYMBOL_RE.findall(_LATEX_WORD_RE.sub(" ", group))))
+        if k >= 2 and math.comb(exponent + k, k) > MAX_EXPANSION_TERMS:
+            return True
+    return False
 
 
 def _nesting_depth(text: str) -> int:

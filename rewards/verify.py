@@ -42,7 +42,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from rewards.screen import sanitize, too_complex
+from rewards.extract import reference_answer
+from rewards.screen import sanitize, too_complex, unevaluated
 
 logger = logging.getLogger(__name__)
 
@@ -579,8 +580,10 @@ def verify_batch(
     """Is each `preds[i]` mathematically equal to `golds[i]`? One verdict per pair, in order.
 
     True/False, or None when the gold is unusable (empty, unreadable, absurd) or no worker could run.
-    Answers that fail the cheap screens (over 1000 characters, absurd powers/factorials/nesting) are False without
-    reaching sympy; two plain integers are compared right here (math-verify's verdict, without the round trip);
+    A gold that is a whole solution is graded as the value it states (`rewards.extract.reference_answer`).
+    Answers that fail the cheap screens (over 1000 characters, absurd powers/factorials/binomials/nesting, an
+    integral/sum/product/limit/derivative the gold does not have: `rewards.screen`) are False without reaching
+    sympy; two plain integers are compared right here (math-verify's verdict, without the round trip);
     identical (pred, gold) pairs are graded once, and verdicts are cached (timeouts are not). `timeout` is the hard per-item limit in seconds (default: env R1_VERIFY_TIMEOUT, else 2).
     Safe to call from any thread; concurrent calls are served one after another.
     """
@@ -590,11 +593,11 @@ def verify_batch(
     results: list[bool | None] = [None] * len(preds)
     pending: dict[tuple[str, str], list[int]] = {}
     for i, (pred, gold) in enumerate(zip(preds, golds, strict=True)):
-        gold_s, pred_s = _as_text(gold).strip(), _as_text(pred).strip()
+        gold_s, pred_s = reference_answer(_as_text(gold).strip()).strip(), _as_text(pred).strip()
         if not gold_s or too_complex(gold_s):
             results[i] = None
             continue
-        if not pred_s or too_complex(pred_s):
+        if not pred_s or too_complex(pred_s) or unevaluated(pred_s, gold_s):
             results[i] = False
             continue
         if _INTEGER_RE.fullmatch(pred_s) and _INTEGER_RE.fullmatch(gold_s):

@@ -39,11 +39,24 @@ from rewards.countdown import FORMAT_SCORE
         ("work... \\boxed{42}. Done.", "42"),  # no answer block: last box
         ("\\boxed{1} then \\boxed{2", "1"),  # an unclosed box is skipped
         ("<answer>\\boxed{12</answer>", "\\boxed{12"),  # unclosed box in the block: the whole block
-        ("The answer is 5", "The answer is 5"),  # neither: the whole completion
+        ("The answer is 5", "5"),  # no block, no box: an explicit statement
         ("\\boxed{\\boxed{5}}", "5"),
         ("\\fbox{9}", "9"),
         ("\\boxed {x^{2}}", "x^{2}"),
-        ("<answer>1</answer><think>2</think>", "<answer>1</answer><think>2</think>"),  # block before </think>
+        ("<answer>1</answer><think>2</think>", ""),  # block before </think>, nothing after: no answer
+        ("5", "5"),  # a bare short answer is its own answer
+        ("\\frac{1}{2}", "\\frac{1}{2}"),
+        ("lorem ipsum 5 dolor", ""),  # a number merely appearing in prose is not an answer
+        ("so \\boxed{1}, \\boxed{2}, \\boxed{3}", "1, 2, 3"),  # boxes divided only by separators: one answer
+        ("\\boxed{(2, 2)} \\quad \\text{and} \\quad \\boxed{(6, 2)}", "(2, 2), (6, 2)"),
+        ("$\\boxed{k = 45} \\quad \\boxed{n = 2}$", "k = 45, n = 2"),
+        ("\\boxed{5}\n\n\\boxed{5}", "5"),  # a repeated box counts once
+        ("\\boxed{5}. Check: \\boxed{6}", "6"),  # prose between boxes: the last one
+        ("…so the answer is $19$.", "19"),
+        ("work\nFinal Answer: 14916", "14916"),
+        ("<think>\\boxed{5}", ""),  # unterminated think is never searched
+        ("<think>a</think> The answer is 7 <think>b \\boxed{6}", "7"),
+        ("<think>so \\boxed{5}</think>", "5"),  # lenient: a box in closed reasoning when nothing follows
     ],
 )
 def test_extract_answer(text, expected):
@@ -65,7 +78,7 @@ def test_completion_text_accepts_strings_and_chat_messages():
 
 def test_extraction_is_linear_on_hostile_text():
     # 100k unclosed boxes and 10k nested braces: a quadratic scan would take minutes
-    assert extract_answer("\\boxed{" * 100_000).startswith("\\boxed{")
+    assert extract_answer("\\boxed{" * 100_000) == ""  # no balanced box, no statement, not a bare answer
     deep = "\\boxed{" + "{" * 10_000 + "1" + "}" * 10_000 + "}"
     assert extract_answer(deep) == "{" * 10_000 + "1" + "}" * 10_000
 
@@ -190,6 +203,8 @@ def test_registry_names_and_errors():
 
 def test_public_api():
     for name in (
+        "ANSWER_POLICIES",
+        "reference_answer",
         "completion_text",
         "extract_answer",
         "verify_batch",
@@ -236,7 +251,38 @@ def test_format_tag_countdown_totals(texts):
 @settings(max_examples=200, deadline=None)
 @given(_TEXT)
 def test_extract_answer_is_a_substring(text):
-    assert extract_answer(text) in text
+    for policy in rewards.ANSWER_POLICIES:
+        answer = extract_answer(text, policy=policy)
+        # a substring, or boxes joined into one answer: then every joined part is a substring
+        assert answer in text or all(part in text for part in answer.split(", ")), (policy, answer)
+
+
+@pytest.mark.parametrize(
+    "text, strict, lenient",
+    [
+        ("<think>a</think><answer>5</answer>", "5", "5"),
+        ("<think>a</think>\n<answer>\\boxed{5}</answer>", "5", "5"),
+        ("<think>a</think> \\boxed{5}", "", "5"),  # no answer block: strict gives nothing
+        ("\\boxed{5}", "", "5"),  # untagged
+        ("The answer is 5", "", "5"),
+        ("<answer>5</answer>", "", "5"),  # no </think> before the block
+        ("<think>a <answer>5</answer>", "", ""),  # the block is inside an unterminated think
+        ("<think>a</think><think>b <answer>5</answer>", "", ""),
+        ("<think>a</think><answer>5</answer><think>b <answer>6</answer>", "5", "5"),
+        ("<think>a</think><answer>5", "", ""),  # unclosed answer block, no box
+    ],
+)
+def test_answer_policies(text, strict, lenient):
+    assert extract_answer(text, policy="strict") == strict
+    assert extract_answer(text, policy="lenient") == lenient
+    assert extract_answer(text) == lenient  # lenient is the default
+
+
+def test_unknown_answer_policy_raises():
+    with pytest.raises(ValueError, match="lenient, strict"):
+        extract_answer("5", policy="loose")
+    with pytest.raises(ValueError, match="answer_policy"):
+        accuracy_reward(["5"], answer=["5"], answer_policy="loose")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
