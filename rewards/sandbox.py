@@ -85,6 +85,7 @@ Fallbacks (logged once; `SandboxPool.isolation` says which mechanisms are active
 from __future__ import annotations
 
 import atexit
+import builtins
 import ctypes
 import errno
 import json
@@ -257,6 +258,23 @@ def _iter_types() -> tuple[type, ...]:
     return _ITER_TYPES
 
 
+def _extra_types() -> tuple[Any, type, type]:
+    import collections
+    import decimal
+    import fractions
+
+    return collections, decimal.Decimal, fractions.Fraction
+
+
+# Imported once in the fork server: every run starts with them loaded (faster, and available where the
+# interpreter's own stdlib directory is unreadable to the sandbox uid and could not be bind-mounted).
+_WARM_MODULES = (
+    "array", "bisect", "cmath", "collections", "copy", "dataclasses", "datetime", "decimal", "enum", "fractions",
+    "functools", "hashlib", "heapq", "itertools", "json", "math", "numbers", "operator", "random", "re",
+    "statistics", "string", "struct", "textwrap", "types", "typing", "unicodedata",
+)
+
+
 class _Encoder:
     """Exact built-in types become tagged JSON; anything else becomes a handle (`to_handle`) or an error."""
 
@@ -296,6 +314,18 @@ class _Encoder:
             return {"c": [x.real, x.imag]}
         if t is range:
             return {"rg": [x.start, x.stop, x.step]}
+        coll, decimal_, fraction_ = _extra_types()
+        if t is coll.Counter or t is coll.OrderedDict or t is coll.defaultdict:
+            tag = {coll.Counter: "ctr", coll.OrderedDict: "od", coll.defaultdict: "dd"}[t]
+            return {tag: [[self.enc(k, d), self.enc(v, d)] for k, v in dict.items(x)]}
+        if t is coll.deque:
+            return {"dq": [self.enc(v, d) for v in x]}
+        if t is decimal_:
+            return {"dec": decimal_.__str__(x)}
+        if t is fraction_:
+            return {"fr": [self.enc(x.numerator, d), self.enc(x.denominator, d)]}
+        if t is type and getattr(builtins, x.__name__, None) is x:
+            return {"bt": x.__name__}
         kind = t.__name__
         if kind in ("dict_keys", "dict_values", "dict_items") and t.__module__ == "builtins":
             return {kind: [self.enc(v, d) for v in x]}
@@ -346,6 +376,25 @@ def _decode(x: Any, from_handle, depth: int = 0) -> Any:
         return dict(enumerate(_decode(i, from_handle, d) for i in v)).values()
     if tag == "dict_items":
         return dict(_decode(i, from_handle, d) for i in v).items()
+    if tag in ("ctr", "od", "dd"):
+        coll = _extra_types()[0]
+        pairs = [(_decode(k, from_handle, d), _decode(i, from_handle, d)) for k, i in v]
+        return coll.Counter(dict(pairs)) if tag == "ctr" else coll.OrderedDict(pairs) if tag == "od" \
+            else coll.defaultdict(None, pairs)
+    if tag == "dq":
+        return _extra_types()[0].deque(_decode(i, from_handle, d) for i in v)
+    if tag == "dec":
+        return _extra_types()[1](str(v))
+    if tag == "fr":
+        num, den = _decode(v[0], from_handle, d), _decode(v[1], from_handle, d)
+        if type(num) is not int or type(den) is not int:
+            raise ValueError("bad fraction")
+        return _extra_types()[2](num, den)
+    if tag == "bt":
+        value = getattr(builtins, str(v), None)
+        if type(value) is not type:
+            raise ValueError("not a builtin type")
+        return value
     if tag == "r":
         return from_handle(v)
     raise ValueError(f"unknown tag {tag!r}")
@@ -704,6 +753,22 @@ def _readonly_everything() -> None:
                 raise
 
 
+def _bind_stdlib() -> list[str]:
+    """The interpreter's import path, bind-mounted read-only under WORK_ROOT/.py: the sandbox uid may not be able
+    to reach it where it is (e.g. a pyenv under /root, mode 0700)."""
+    top = os.path.join(WORK_ROOT, ".py")
+    os.mkdir(top, 0o755)
+    os.chmod(top, 0o755)
+    out = []
+    for i, path in enumerate(p for p in sys.path if p and os.path.isdir(p)):
+        target = os.path.join(top, str(i))
+        os.mkdir(target, 0o755)
+        _mount(path, target, None, MS_BIND | MS_REC)
+        _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        out.append(target)
+    return out
+
+
 def _setup_zygote(cfg: dict) -> dict:
     """Namespaces shared by all runs of this zygote; returns what is active."""
     want = cfg["isolation"]
@@ -750,6 +815,8 @@ def _setup_zygote(cfg: dict) -> dict:
         except OSError as e:
             info["notes"].append(f"file system not read-only: {e}")
         _mount("tmpfs", WORK_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=128m,nr_inodes=32768,mode=0711")
+        if info["uid_drop"]:
+            info["sys_path"] = _bind_stdlib()
         try:
             _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
             info["hidepid"] = True
@@ -798,6 +865,11 @@ def _zygote_main() -> None:
         _send_frame(1, {"unavailable": str(e)})
         return
     _iter_types()  # warm, so children do not import itertools/types under rlimits
+    for name in _WARM_MODULES:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
     _send_frame(1, {"ready": True, "info": info})
     while True:
         try:
@@ -910,6 +982,8 @@ def _child_candidate(program: str, sock: int, out_w: int, workdir: str, lim: Lim
     _set_limits(lim, lim.nproc, lim.memory_mb, lim.file_mb)
     _drop_privileges(info["uid_c"], info)
     _die_with_parent()
+    if info.get("sys_path"):
+        sys.path[:] = info["sys_path"]
     if info["seccomp"] and not _install_seccomp():
         raise OSError("seccomp filter not installed")
     if hasattr(sys, "set_int_max_str_digits"):
@@ -932,6 +1006,8 @@ def _child_tester(tests_r: int, sock: int, out_w: int, lim: Limits, info: dict, 
     _set_limits(lim, 4, max(1024, lim.memory_mb), 0)
     _drop_privileges(info["uid_t"], info)
     _prctl(PR_SET_DUMPABLE, 0)
+    if info.get("sys_path"):
+        sys.path[:] = info["sys_path"]
     _die_with_parent()
     if hasattr(sys, "set_int_max_str_digits"):
         sys.set_int_max_str_digits(INT_DIGITS)
