@@ -2,7 +2,7 @@
 
 Same model, same prompts, same max_new_tokens, in one run; prints a table and the speed-up, and writes
 benchmarks/results/eval_bench.json. Target: >= 2x on 2 CPU cores. The batched backend decodes with
-`r1.rollout.lean_sample`; it is also timed with transformers' own decode loop (`lean=False`, same completions).
+`r1.decoding.lean_sample`; it is also timed with transformers' own decode loop (`lean=False`, same completions).
 
     .venv/bin/python benchmarks/eval_bench.py [--models tiny:qwen2,embedded:smollm2-135m] [--problems 16]
 
@@ -44,7 +44,7 @@ def naive_generate(model, tokenizer, prompts: list[str], max_new_tokens: int, eo
 def bench_model(name: str, prompts_text: list[str], template: str, max_new_tokens: int, batch_size: int) -> dict:
     import torch
 
-    from eval.generation import TransformersGenerator
+    from r1.generation import TransformersGenerator
     from r1.models import load_model, load_tokenizer
     from r1.templates import get_template
 
@@ -112,7 +112,7 @@ def main() -> int:
     import torch
     import transformers
 
-    from eval.benchmarks import load_benchmark
+    from r1.benchmarks import load_benchmark
 
     problems = [p["problem"] for p in load_benchmark(args.benchmark, args.data_dir, limit=args.problems)]
     rows = [bench_model(m.strip(), problems, args.template, args.max_new_tokens, args.batch_size) for m in args.models.split(",")]

@@ -78,7 +78,8 @@ from transformers import GenerationConfig
 from r1.models import load_model, load_tokenizer
 import logging
 from r1.decode_step import DirectDecoder
-from r1.rollout import lean_sample, static_generation_config
+from r1.decoding import lean_sample
+from r1.rollout import static_generation_config
 logging.basicConfig(level=logging.WARNING)  # a direct decode step that disagrees with the module forward warns
 device = os.environ["DEVICE"]
 direct_calls = []

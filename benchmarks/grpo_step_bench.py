@@ -168,6 +168,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import TrainerCallback
     from trl import GRPOConfig
 
+    from r1.config import R1GRPOConfig
     from r1.models import load_model, load_tokenizer
     from r1.rollout import recommended_settings
 
@@ -204,11 +205,11 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         n_params = sum(p.numel() for p in model.parameters())
         fields.update(recommended_settings(device=device, n_params=n_params))
     config_fields = {k: v for k, v in fields.items() if k != "output_dir"}
-    fast_keys = {"fast_rollout", "fast_rollout_backend", "cpu_retain_freed_memory"}
-    trl_fields = {k: v for k, v in fields.items() if k not in fast_keys}
-    config = GRPOConfig(**trl_fields)
-    for k in fast_keys & set(fields):
-        setattr(config, k, fields[k])
+    if args.path == "r1":
+        fields["sample_log_steps"] = 0  # no sample dumps inside the timed steps
+        config = R1GRPOConfig(**fields)
+    else:
+        config = GRPOConfig(**fields)
 
     class Recorder(TrainerCallback):
         def __init__(self) -> None:

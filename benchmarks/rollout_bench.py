@@ -3,7 +3,7 @@
 Backends (each one skipped when it cannot run here):
 - `hf_dynamic`  — `model.generate` with the default dynamic cache (what TRL's transformers path runs);
 - `hf_static`   — `model.generate(cache_implementation="static")`, compiled decode on CUDA;
-- `lean_exact`  — `generate(custom_generate=r1.rollout.lean_sample)`, dynamic cache (the same tokens as `hf_dynamic`);
+- `lean_exact`  — `generate(custom_generate=r1.decoding.lean_sample)`, dynamic cache (the same tokens as `hf_dynamic`);
 - `lean_static` — `lean_sample` with a static cache and the compiled decode forward (r1's "compiled" backend);
 - `vllm`        — `vllm.LLM.generate` (CUDA and vLLM installed).
 
@@ -71,7 +71,8 @@ def hf_backends(model: Any, tokenizer: Any, args: argparse.Namespace) -> dict[st
     import torch
     from transformers import GenerationConfig
 
-    from r1.rollout import lean_sample, static_generation_config
+    from r1.decoding import lean_sample
+    from r1.rollout import static_generation_config
 
     base = GenerationConfig(
         max_new_tokens=args.new_tokens,

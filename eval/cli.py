@@ -16,12 +16,25 @@ import logging
 import platform
 import sys
 import time
+import warnings
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import torch
+import yaml
+
+from r1.artifacts import CONFIG_FILE_NAME, atomic_write_json
+from r1.benchmarks import load_benchmark, resolve_benchmark
+from r1.errors import R1Error
+from r1.evaluation import check_output_dir, evaluate, problems_sha256, run_settings, validate_settings
+from r1.generation import BACKENDS, VLLMGenerator, resolve_backend
+from r1.models import DTYPE_NAMES, load_model, load_tokenizer, resolve_model
+from r1.templates import get_template
+from rewards.registry import UnknownNameError
+
 logger = logging.getLogger("eval")
 
-TRAINING_CONFIG_FILE = "r1_config.yaml"  # written by the trainer into output_dir (r1.config.CONFIG_FILE_NAME)
 DEFAULT_TEMPLATE = "r1_zero"
 
 
@@ -40,10 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=4096)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="(problem, sample) pairs per generate call (default 16; 256 with vLLM)")
-    p.add_argument("--template", default=None, help=f"prompt template; default: the one recorded in the model folder's {TRAINING_CONFIG_FILE}, else {DEFAULT_TEMPLATE}")
+    p.add_argument("--template", default=None, help=f"prompt template; default: the one recorded in the model folder's {CONFIG_FILE_NAME}, else {DEFAULT_TEMPLATE}")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first K problems of each benchmark")
-    p.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"], help="auto = vLLM when importable and a GPU is present")
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--backend", default="auto", choices=list(BACKENDS), help="auto = vLLM when importable and a GPU is present")
+    p.add_argument("--dtype", default="auto", choices=list(DTYPE_NAMES))
     p.add_argument("--output", default="eval_output", help="folder for results.json, samples.jsonl, settings.json")
     p.add_argument("--data-dir", default=None, help="folder with the benchmark files (default: $R1_DATA_DIR, else the hub)")
     p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing --output instead of resuming it")
@@ -57,10 +70,8 @@ def recorded_template(model: str) -> str | None:
     """The `template` a training run recorded in its output_dir (or the parent of a checkpoint-N folder)."""
     folder = Path(model).expanduser()
     for d in (folder, folder.parent):
-        path = d / TRAINING_CONFIG_FILE
+        path = d / CONFIG_FILE_NAME
         if path.is_file():
-            import yaml
-
             try:
                 data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             except (OSError, yaml.YAMLError) as e:
@@ -79,8 +90,6 @@ def file_sha256(path: str) -> str:
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {"python": platform.python_version()}
     for pkg in ("r1-zero", "torch", "transformers", "trl", "math-verify", "sympy", "vllm"):
         try:
@@ -127,19 +136,11 @@ def _setup_logging(debug: bool) -> None:
     for name in ("eval", "r1", "rewards"):
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.INFO)
     if not debug:
-        import warnings
-
         warnings.filterwarnings("ignore", category=UserWarning, module="transformers")
 
 
 def _prepare(args: argparse.Namespace) -> dict[str, Any]:
     """Everything that can be checked without weights. Raises one-line errors."""
-    from eval.benchmarks import load_benchmark, resolve_benchmark
-    from eval.generation import resolve_backend
-    from eval.runner import check_output_dir, problems_sha256, run_settings, validate_settings
-    from r1.models import resolve_model
-    from r1.templates import get_template
-
     if args.num_samples <= 0:
         raise ValueError(f"--num-samples must be >= 1 (got {args.num_samples})")
     if args.limit is not None and args.limit <= 0:
@@ -180,11 +181,6 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace, settings: dict[str, Any]) -> tuple[Any, Any]:
-    import torch
-
-    from eval.generation import VLLMGenerator
-    from r1.models import load_model, load_tokenizer
-
     path = settings["model"]
     tokenizer = load_tokenizer(path, trust_remote_code=args.trust_remote_code)
     if settings["backend"] == "vllm":
@@ -196,9 +192,6 @@ def _load(args: argparse.Namespace, settings: dict[str, Any]) -> tuple[Any, Any]
 
 def run(args: argparse.Namespace, prep: dict[str, Any], t0: float) -> dict[str, Any]:
     """Load the model and evaluate every benchmark; results.json is rewritten after each one."""
-    from eval.runner import evaluate
-    from r1.artifacts import atomic_write_json
-
     settings = prep["settings"]
     logger.info("model %s, template %s, backend %s, %d sample(s)/problem", settings["model"], settings["template"], settings["backend"], settings["num_samples"])
     model, tokenizer = _load(args, settings)
@@ -250,11 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.debug)
     t0 = time.time()
-    from r1.models import ModelNotFoundError
-
     try:
         prep = _prepare(args)
-    except (ValueError, OSError, ModelNotFoundError) as e:  # bad input (BenchmarkError, SettingsMismatchError, …)
+    except (R1Error, UnknownNameError, ValueError, OSError) as e:  # bad input (BenchmarkError, SettingsMismatchError, …)
         if args.debug:
             raise
         print("r1-eval: error: " + " ".join(str(e).split()), file=sys.stderr)

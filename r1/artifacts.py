@@ -14,6 +14,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from r1.errors import DatasetError
+
+# written into every training output_dir: the resolved run config (`python -m eval --model OUTPUT_DIR` reads `template`)
+CONFIG_FILE_NAME = "r1_config.yaml"
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Replace `path` with `data` so a reader sees either the old or the new file, never a mix."""
@@ -101,3 +106,36 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     return list(iter_jsonl(path))
+
+
+def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a .jsonl / .json (a list, or {"data": [...]}) / .parquet file into a list of dicts."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".jsonl":
+            rows = []
+            with open(path, encoding="utf-8") as f:
+                for lineno, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            rows.append(json.loads(line))
+                        except ValueError as e:
+                            raise DatasetError(
+                                f"{path}: line {lineno} is not valid JSON ({e.msg})"
+                            ) from None
+            return rows
+        if suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("data"), list):
+                data = data["data"]
+            if not isinstance(data, list):
+                raise DatasetError(f'{path}: expected a JSON list of records (or {{"data": [...]}})')
+            return data
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq  # local: only parquet files need pyarrow
+
+            return pq.read_table(path).to_pylist()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read {path}: {e}") from None
+    raise DatasetError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json or .parquet")

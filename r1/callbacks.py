@@ -68,8 +68,8 @@ class RunArtifactsCallback(TrainerCallback):
     def __init__(self, trainer: Any):
         self.trainer = trainer
         self.output_dir = Path(trainer.args.output_dir)
-        self.plot_every_s = float(getattr(trainer.args, "plot_every_s", 30.0))
-        self.gpu_hour_cost = float(getattr(trainer.args, "gpu_hour_cost", 0.0))
+        self.plot_every_s = float(trainer.args.plot_every_s)
+        self.gpu_hour_cost = float(trainer.args.gpu_hour_cost)
         self.summary_extra: dict[str, Any] = {}
         self.records: list[dict[str, Any]] = []
         self._base_tokens = 0
@@ -97,6 +97,10 @@ class RunArtifactsCallback(TrainerCallback):
 
     def session_seconds(self) -> float:
         return 0.0 if self._session_start is None else time.time() - self._session_start
+
+    def train_seconds_total(self) -> float:
+        """Training seconds of the whole run, resumed sessions included (the time cap reads this clock)."""
+        return self._base_seconds + self.session_seconds()
 
     def tokens_total(self) -> int:
         return self._base_tokens + int(self.trainer.completion_tokens_total)
@@ -140,9 +144,9 @@ class RunArtifactsCallback(TrainerCallback):
         counts.clear()
         record["tokens_per_s"] = (tokens - self._base_tokens - self._last_log_tokens) / dt
         record["tokens_generated_total"] = tokens
-        record["train_seconds_total"] = self._base_seconds + self.session_seconds()
+        record["train_seconds_total"] = self.train_seconds_total()
         record["reward_errors_total"] = self.reward_errors_total()
-        record["nonfinite_skipped_total"] = int(getattr(self.trainer, "nonfinite_skipped_total", 0))
+        record["nonfinite_skipped_total"] = int(self.trainer.nonfinite_skipped_total)
         record["time"] = now
         self._last_log_time, self._last_log_tokens = now, tokens - self._base_tokens
         append_jsonl(self.metrics_path, record)
@@ -155,25 +159,6 @@ class RunArtifactsCallback(TrainerCallback):
         if samples and self.is_main:
             append_jsonl(self.output_dir / SAMPLES_FILE, samples)
         samples.clear()
-        limit = getattr(args, "max_train_seconds", None)
-        if limit and self._out_of_time(limit):
-            logger.warning("max_train_seconds=%s reached at step %d: stopping (and saving)", limit, state.global_step)
-            control.should_training_stop = True
-            control.should_save = args.save_strategy != "no"
-
-    def _out_of_time(self, limit: float) -> bool:
-        """Decided by the main process and shared, so every process stops at the same step."""
-        import torch
-
-        # Stop before a step that would end past the limit: assume the next step takes as long as the last one.
-        elapsed = self._base_seconds + self.session_seconds()
-        last_step = elapsed - getattr(self, "_elapsed_at_last_step", self._base_seconds)
-        self._elapsed_at_last_step = elapsed
-        acc = self.trainer.accelerator
-        flag = torch.tensor([float(elapsed + last_step >= limit)], device=acc.device)
-        if acc.num_processes > 1:
-            flag = acc.gather(flag)[:1]  # rank 0's clock decides
-        return bool(flag.item())
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.is_main:
@@ -201,7 +186,7 @@ class RunArtifactsCallback(TrainerCallback):
         """Write summary.json atomically (main process only) and return it."""
         state = self.trainer.state
         args = self.trainer.args
-        seconds = self._base_seconds + self.session_seconds()
+        seconds = self.train_seconds_total()
         n_proc = int(self.trainer.accelerator.num_processes)
         on_gpu = self.trainer.accelerator.device.type == "cuda"
         device_hours = seconds * n_proc / 3600.0
@@ -220,7 +205,7 @@ class RunArtifactsCallback(TrainerCallback):
             "gpu_hour_cost": self.gpu_hour_cost,
             "estimated_cost_usd": round(gpu_hours * self.gpu_hour_cost, 4),
             "reward_errors_total": self.reward_errors_total(),
-            "nonfinite_skipped_total": int(getattr(self.trainer, "nonfinite_skipped_total", 0)),
+            "nonfinite_skipped_total": int(self.trainer.nonfinite_skipped_total),
             "final": {k: last.get(k) for k in ("reward", "accuracy", "format_rate", "completion_length", "kl", "entropy", "reflection/per_completion") if k in last},
             "metrics_file": str(self.metrics_path),
             "curves_file": str(self.curves_path) if self.curves_path.exists() else None,
@@ -256,10 +241,10 @@ def _running_mean(ys: list[float], window: int) -> list[float]:
 
 def render_curves(records: list[dict[str, Any]]) -> bytes:
     """PNG bytes of the training curves (raises ImportError without matplotlib)."""
-    import matplotlib
+    import matplotlib  # local: matplotlib is optional (the `plots` extra); no curves without it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # local, optional: see above
 
     reward_keys = sorted(k for k in records[-1] if k.startswith("rewards/") and k.endswith("/mean"))
     panels = [

@@ -13,17 +13,26 @@ reward name that does not exist. The entry point prints that line and exits 2.
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import enum
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trl import GRPOConfig
+import torch
+import yaml
+from trl import GRPOConfig, TrlParser
+from trl.scripts._hf_argparser import string_to_bool
 
-TASKS = ("math", "countdown", "arithmetic")
-CONFIG_FILE_NAME = "r1_config.yaml"  # written into output_dir; `python -m eval --model OUTPUT_DIR` reads `template`
+from r1.errors import ConfigError, first_line
+from r1.models import dtype_name
+from r1.rewarding import check_reward_names
+from r1.rollout import BACKENDS as ROLLOUT_BACKENDS
+from r1.tasks import TASK_NAMES
+from rewards.registry import UnknownNameError, did_you_mean, lookup
+
 DEFAULT_REFLECTION_WORDS = (
     "wait",
     "let me check",
@@ -37,10 +46,6 @@ DEFAULT_REFLECTION_WORDS = (
     "alternatively",
     "mistake",
 )
-
-
-class ConfigError(Exception):
-    """A configuration mistake; the message is one line that says what is wrong and how to fix it."""
 
 
 @dataclass
@@ -111,8 +116,10 @@ class ScriptArguments:
             value = getattr(self, name)
             if value is not None and not isinstance(value, list):
                 setattr(self, name, [value])
-        if self.task not in TASKS:
-            raise ConfigError(f"task must be one of {', '.join(TASKS)} (got {self.task!r})")
+        try:
+            self.task = lookup("task", self.task, TASK_NAMES)
+        except UnknownNameError as e:
+            raise ConfigError(str(e)) from None
         if self.task == "math" and not self.dataset_name:
             raise ConfigError("task=math needs dataset_name (a hub id or a local .jsonl/.parquet file)")
         for name in ("task_size", "heldout_num_samples"):
@@ -122,6 +129,7 @@ class ScriptArguments:
             raise ConfigError(f"heldout_size must be >= 0 (got {self.heldout_size})")
         if not self.reward_funcs:
             raise ConfigError("reward_funcs is empty; name at least one reward, e.g. --reward_funcs accuracy format")
+        self.reward_funcs = check_reward_names(self.reward_funcs)  # one spelling everywhere: accuracy_reward -> accuracy
 
 
 @dataclass
@@ -139,8 +147,10 @@ class ModelArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16"):
-            raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16 (got {self.dtype!r})")
+        try:
+            dtype_name(self.dtype)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
 
 @dataclass
@@ -215,9 +225,9 @@ class R1GRPOConfig(GRPOConfig):
             raise ConfigError(f"dynamic_sampling_max_rounds must be >= 0 (got {self.dynamic_sampling_max_rounds})")
         if self.overlong_buffer_len < 0:
             raise ConfigError(f"overlong_buffer_len must be >= 0 (got {self.overlong_buffer_len})")
-        if self.fast_rollout_backend not in ("auto", "exact", "compiled"):
+        if self.fast_rollout_backend not in ROLLOUT_BACKENDS:
             raise ConfigError(
-                f"fast_rollout_backend must be auto, exact or compiled (got {self.fast_rollout_backend!r})"
+                f"fast_rollout_backend must be one of {', '.join(ROLLOUT_BACKENDS)} (got {self.fast_rollout_backend!r})"
             )
         if self.max_consecutive_nonfinite < 0:
             raise ConfigError(f"max_consecutive_nonfinite must be >= 0 (got {self.max_consecutive_nonfinite}); 0 never stops")
@@ -303,15 +313,17 @@ class RunConfig:
     user_keys: set[str]
     debug: bool = False
     notes: list[str] = field(default_factory=list)
+    cli_keys: set[str] = field(default_factory=set)  # the subset of user_keys set on the command line
 
     def to_yaml_dict(self) -> dict[str, Any]:
         """Flat mapping that `--config` accepts again: all script and model options, the algorithm fields, our own
         training fields, and every training field the user set. (Comparing against a second default config would
         construct another TrainingArguments, which re-initialises the distributed state: not done.)"""
         out: dict[str, Any] = {}
+        ignored = inapplicable_fields(self)  # written, they would be an error when the file is read back
         for obj in (self.script, self.model):
             for f in dataclasses.fields(obj):
-                if f.name != "dry_run":
+                if f.name != "dry_run" and f.name not in ignored:
                     out[f.name] = _plain(getattr(obj, f.name))
         ours = {f.name for f in dataclasses.fields(R1GRPOConfig)} - {f.name for f in dataclasses.fields(GRPOConfig)}
         as_dict = self.training.to_dict()
@@ -319,7 +331,7 @@ class RunConfig:
             name = f.name
             if not f.init or name.startswith("_") or name not in as_dict or name in NEVER_WRITTEN:
                 continue
-            if name in DERIVED_FIELDS and name not in self.user_keys:
+            if (name in DERIVED_FIELDS or name in ignored) and name not in self.user_keys:
                 continue
             if name in self.user_keys or name in ALGORITHM_FIELDS or name in ours:
                 value = _plain(as_dict[name])
@@ -348,8 +360,6 @@ class RunConfig:
 
 def _plain(value: Any) -> Any:
     """Enums to their values, tuples to lists, so the YAML round-trips."""
-    import enum
-
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple):
@@ -375,14 +385,7 @@ def valid_keys() -> list[str]:
     return sorted({f.name for cls in DATACLASSES for f in dataclasses.fields(cls) if f.init})
 
 
-def did_you_mean(key: str, choices: list[str] | tuple[str, ...]) -> str:
-    match = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
 def _make_parser():
-    from trl import TrlParser
-
     class _Parser(TrlParser):
         def error(self, message: str):  # argparse would print usage and exit; we want one line
             raise ConfigError(f"bad command-line option: {message}")
@@ -413,8 +416,6 @@ def _split_meta_args(argv: list[str]) -> tuple[list[str], str | None, bool]:
 
 
 def load_yaml_config(path: str) -> dict[str, Any]:
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {path!r} not found; presets live in recipes/configs/")
@@ -451,12 +452,23 @@ def _cli_keys(args: list[str]) -> set[str]:
 
 
 def parse_args(argv: list[str] | None = None, default_config: str | None = None) -> RunConfig:
-    """Parse `--config FILE` plus `--field value` overrides into a RunConfig, or raise ConfigError (one line)."""
+    """Parse `--config FILE` plus `--field value` overrides into a RunConfig, or raise ConfigError (one line).
+
+    Without `--config`, `default_config` (the demo preset) supplies the settings; when the command line picks its
+    own data (`--dataset_name` or `--task`), the preset's data fields are left out, so the run trains on that data
+    with the preset's model and algorithm settings (a note says so).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     args, config_path, debug = _split_meta_args(argv)
     debug = debug or os.environ.get("R1_DEBUG", "") not in ("", "0")
+    notes: list[str] = []
+    config = load_yaml_config(config_path or default_config) if (config_path or default_config) else {}
+    if config_path is None and default_config and _cli_keys(args) & {"dataset_name", "task"}:
+        dropped = sorted(k for k in config if k in TASK_FIELDS or k == "task")
+        config = {k: v for k, v in config.items() if k not in dropped}
+        notes.append(f"no --config: {default_config}'s model and training settings, your data ({', '.join(dropped)} "
+                     "from the preset left out)")
     config_path = config_path or default_config
-    config = load_yaml_config(config_path) if config_path else {}
 
     env = config.pop("env", None)
     if env is not None:
@@ -475,9 +487,7 @@ def parse_args(argv: list[str] | None = None, default_config: str | None = None)
     parser = _make_parser()
     _check_cli_flags(parser, args, keys)
     parser.set_defaults_with_config(**config)
-    notes = []
-    if _wants_dry_run(config, args) and not _has_accelerator():
-        notes.append("dry run without a GPU: bf16 support not checked")
+    bf16_unchecked = _wants_dry_run(config, args) and not _has_accelerator()
     try:
         *objs, remaining = parser.parse_args_into_dataclasses(args=args, return_remaining_strings=True)
     except ConfigError:
@@ -485,21 +495,19 @@ def parse_args(argv: list[str] | None = None, default_config: str | None = None)
     except (ValueError, TypeError) as e:
         if "support bf16" in str(e):
             raise ConfigError("bf16 is on but this machine has no bf16-capable GPU; pass --bf16 false (or run on a GPU)") from None
-        raise ConfigError(_one_line(e)) from None
+        raise ConfigError(first_line(e)) from None
     if remaining:
         raise ConfigError(f"unexpected argument {remaining[0]!r}; options look like --name value")
     script, model, training = objs
     user_keys = set(config) | _cli_keys(args)
-    if notes and not training.bf16:
-        notes = []
-    run = RunConfig(script, model, training, config_path, user_keys, debug, notes)
+    if bf16_unchecked and training.bf16:
+        notes.append("dry run without a GPU: bf16 support not checked")
+    run = RunConfig(script, model, training, config_path, user_keys, debug, notes, _cli_keys(args))
     _check_cross_fields(run)
     return run
 
 
 def _wants_dry_run(config: dict[str, Any], args: list[str]) -> bool:
-    from trl.scripts._hf_argparser import string_to_bool
-
     for i, a in enumerate(args):
         if a == "--dry_run":
             nxt = args[i + 1] if i + 1 < len(args) else None
@@ -515,18 +523,67 @@ def _wants_dry_run(config: dict[str, Any], args: list[str]) -> bool:
 
 
 def _has_accelerator() -> bool:
-    import torch
-
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+# Script fields that only mean something for some tasks: set for another task, they would be silently ignored.
+_MATH = ("math",)
+_GENERATED = ("countdown", "arithmetic")
+TASK_FIELDS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("dataset_name", "dataset_config", "dataset_split", "problem_column", "answer_column",
+                     "min_level", "max_level", "dedupe", "decontaminate", "max_train_samples"), _MATH),
+    **dict.fromkeys(("task_size", "task_ops", "heldout_size", "heldout_num_samples",
+                     "heldout_temperature", "heldout_max_new_tokens"), _GENERATED),
+    **dict.fromkeys(("task_level", "task_max_operand", "task_num_operands"), ("arithmetic",)),
+    **dict.fromkeys(("countdown_num_numbers", "countdown_min_number", "countdown_max_number",
+                     "countdown_max_target"), ("countdown",)),
+}
+
+
+# Fields whose value decides whether other fields apply (see inapplicable_fields).
+APPLICABILITY_FIELDS = {"task", "task_level", "heldout_size", "dynamic_sampling", "reward_funcs", "sample_log_steps",
+                        "fast_rollout", "fast_rollout_backend", "use_vllm"}
+
+
+def inapplicable_fields(run: RunConfig) -> dict[str, str]:
+    """Fields that the rest of the config makes meaningless (set, they would be silently ignored), with why."""
+    s, t = run.script, run.training
+    out = {name: f"{name} does not apply to task={s.task} (it is used by task={'/'.join(tasks)})"
+           for name, tasks in TASK_FIELDS.items() if s.task not in tasks}
+    depends = {  # field -> (does it apply?, what makes it apply)
+        "task_ops": (not s.task_level, "task_level, which sets the operations itself; drop one of them"),
+        "task_max_operand": (not s.task_level, "task_level, which sets the operands itself; drop one of them"),
+        "task_num_operands": (not s.task_level, "task_level, which sets the operands itself; drop one of them"),
+        "heldout_num_samples": (s.heldout_size > 0, "heldout_size > 0"),
+        "heldout_temperature": (s.heldout_size > 0, "heldout_size > 0"),
+        "heldout_max_new_tokens": (s.heldout_size > 0, "heldout_size > 0"),
+        "dynamic_sampling_max_rounds": (t.dynamic_sampling, "dynamic_sampling true"),
+        "dynamic_sampling_metric": (t.dynamic_sampling, "dynamic_sampling true"),
+        "overlong_buffer_len": (t.overlong_buffer_len == 0 or "soft_overlong" in s.reward_funcs,
+                                "the soft_overlong reward in reward_funcs"),
+        "sample_log_count": (t.sample_log_steps > 0, "sample_log_steps > 0"),
+        "fast_rollout_backend": (t.fast_rollout and not t.use_vllm, "fast_rollout true and use_vllm false"),
+        "fast_rollout_dtype": (t.fast_rollout and not t.use_vllm and t.fast_rollout_backend != "exact",
+                               "the compiled fast_rollout_backend"),
+    }
+    for name, (applies, needs) in depends.items():
+        if not applies and name not in out:
+            out[name] = f"{name} is set but does not apply: {needs if 'drop' in needs else 'it only applies with ' + needs}"
+    if not t.use_vllm:
+        for name in (f.name for f in dataclasses.fields(t) if f.name.startswith("vllm_")):
+            out[name] = f"{name} is set but use_vllm is false; set --use_vllm true or drop it"
+    return out
 
 
 def _check_cross_fields(run: RunConfig) -> None:
     s, t = run.script, run.training
+    ignored = inapplicable_fields(run)
+    for name in sorted(run.user_keys & set(ignored)):
+        if name in run.cli_keys or not (run.cli_keys & APPLICABILITY_FIELDS):
+            where = "on the command line" if name in run.cli_keys else f"in {run.config_path}"
+            raise ConfigError(f"{ignored[name]} (set {where})")
+        # the config file set it and a command-line override made it meaningless: say so, don't stop the run
+        run.notes.append(f"WARNING {ignored[name]} (set in {run.config_path}; ignored after the command-line overrides)")
     if t.reward_weights is not None and len(t.reward_weights) != len(s.reward_funcs):
         raise ConfigError(
             f"reward_weights has {len(t.reward_weights)} values but reward_funcs has {len(s.reward_funcs)} "
@@ -544,8 +601,6 @@ def _check_cross_fields(run: RunConfig) -> None:
             f"overlong_buffer_len ({t.overlong_buffer_len}) must be smaller than max_completion_length ({t.max_completion_length})"
         )
     if t.use_vllm:
-        import importlib.util
-
         if importlib.util.find_spec("vllm") is None:
             raise ConfigError("use_vllm is set but vllm is not installed; pip install 'r1-zero[vllm]' or drop --use_vllm")
     if s.heldout_size and s.task != "arithmetic":

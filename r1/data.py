@@ -11,29 +11,22 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.benchmarks import (
-    BENCHMARKS,
-    FILE_SUFFIXES,
-    BenchmarkError,
-    gsm8k_answer,
-    integer_answer,
-    load_benchmark,
-)
+import datasets
+
+from r1.artifacts import read_records
+from r1.benchmarks import BENCHMARKS, default_data_dir, gsm8k_answer, integer_answer, load_benchmark
+from r1.errors import BenchmarkError, DatasetError, first_line
+from r1.hub import DATA_FILE_SUFFIXES, is_offline, looks_like_path
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_EVAL_SETS = ("aime24", "aime25", "amc23", "math500", "gsm8k")
-_TRUE = {"1", "true", "yes", "on"}
-
-
-class DatasetError(ValueError):
-    """Bad training-data input; the message is one line saying what is wrong and how to fix it."""
-
 
 # --------------------------------------------------------------------------------------------------------------
 # Text normalisation and n-grams (shared by dedupe and decontamination)
@@ -124,12 +117,6 @@ def load_eval_problems(
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _is_offline() -> bool:
-    return any(
-        os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    )
-
-
 def _local_path(dataset_name: str, data_dir: str | os.PathLike | None) -> Path | None:
     """The local file meant by `dataset_name` (as given, or inside data_dir), or None for a hub id."""
     path = Path(dataset_name).expanduser()
@@ -137,8 +124,7 @@ def _local_path(dataset_name: str, data_dir: str | os.PathLike | None) -> Path |
         return path
     if data_dir is not None and (Path(data_dir).expanduser() / dataset_name).exists():
         return Path(data_dir).expanduser() / dataset_name
-    looks_local = dataset_name.lower().endswith(FILE_SUFFIXES) or dataset_name.startswith(("/", ".", "~"))
-    if looks_local or dataset_name.count("/") > 1:
+    if looks_like_path(dataset_name) or dataset_name.startswith("."):
         where = f" (nor in data_dir {data_dir})" if data_dir is not None else ""
         raise DatasetError(
             f"dataset file {dataset_name!r} does not exist{where}; pass an existing .jsonl/.json/.parquet file or a hub dataset id"
@@ -149,32 +135,24 @@ def _local_path(dataset_name: str, data_dir: str | os.PathLike | None) -> Path |
 def _load_raw(
     dataset_name: str, split: str, config: str | None, data_dir: str | os.PathLike | None
 ) -> tuple[Any, str]:
-    import datasets
-
     path = _local_path(dataset_name, data_dir)
     if path is not None:
-        if path.is_dir() or path.suffix.lower() not in FILE_SUFFIXES:
+        if path.is_dir() or path.suffix.lower() not in DATA_FILE_SUFFIXES:
             raise DatasetError(f"dataset path {str(path)!r} is not a .jsonl/.json/.parquet file")
-        from eval.benchmarks import read_records
-
-        try:
-            records = read_records(path)
-        except BenchmarkError as e:
-            raise DatasetError(str(e)) from None
+        records = read_records(path)
         if not records:
             raise DatasetError(f"dataset file {str(path)!r} is empty")
         try:
             return datasets.Dataset.from_list(records), str(path)
         except Exception as e:  # e.g. a column holding ints in some rows and strings in others
             raise DatasetError(
-                f"dataset file {str(path)!r} cannot be turned into a table: {str(e).splitlines()[0]}"
+                f"dataset file {str(path)!r} cannot be turned into a table: {first_line(e)}"
             ) from None
     try:
         ds = datasets.load_dataset(dataset_name, config, split=split)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        hint = "; pass a local .jsonl/.parquet file or unset HF_HUB_OFFLINE" if _is_offline() else ""
-        raise DatasetError(f"cannot load dataset {dataset_name!r} (split {split!r}): {first}{hint}") from None
+        hint = "; pass a local .jsonl/.parquet file or unset HF_HUB_OFFLINE" if is_offline() else ""
+        raise DatasetError(f"cannot load dataset {dataset_name!r} (split {split!r}): {first_line(e)}{hint}") from None
     return ds, dataset_name
 
 
@@ -214,138 +192,125 @@ def load_training_dataset(
     ngram: int = 13,
     limit: int | None = None,
     seed: int = 0,
-    return_stats: bool = False,
-) -> Any:
-    """Load a training set with `problem` and `answer` columns (other columns kept).
+) -> tuple[Any, dict[str, Any]]:
+    """Load a training set with `problem` and `answer` columns (other columns kept); returns (dataset, stats).
 
     `dataset_name` is a hub id or a local .jsonl/.json/.parquet file (also looked up inside `data_dir`, which
     defaults to `$R1_DATA_DIR` and is where the eval sets for decontamination are found). Stages, each logged
     with its count: drop rows with an empty problem/answer → level filter → exact-duplicate removal →
-    decontamination → `limit` (a seeded random subset). Returns the `datasets.Dataset`, or `(dataset, stats)`
-    with `return_stats=True`; the stats dict holds every stage's count for the run record.
+    decontamination → `limit` (a seeded random subset). The stats dict holds every stage's count for the run record.
     """
-    if data_dir is None and os.environ.get("R1_DATA_DIR"):
-        data_dir = os.environ["R1_DATA_DIR"]
-    min_level = parse_level(min_level) if min_level is not None else None
-    max_level = parse_level(max_level) if max_level is not None else None
+    data_dir = default_data_dir(data_dir)
+    levels = (parse_level(min_level) if min_level is not None else None,
+              parse_level(max_level) if max_level is not None else None)
+    _check_options(limit, decontaminate, decontaminate_against)
+    ds, source = _load_raw(dataset_name, split, dataset_config, data_dir)
+    _check_columns(ds, source, problem_column, answer_column, levels)
+    ds = _map_columns(ds, problem_column, answer_column)
+    stats: dict[str, Any] = {"source": source, "split": split, "loaded": len(ds)}
+    if len(ds) == 0:
+        raise DatasetError(f"dataset {source!r} (split {split!r}) is empty")
+    problems = [str(p) if p is not None else "" for p in ds["problem"]]
+    keep = _drop_empty(problems, list(ds["answer"]), source, stats)
+    if levels != (None, None):
+        keep = _filter_levels(keep, list(ds["level"]), levels, source, stats)
+    if dedupe:
+        keep = _dedupe(keep, problems, stats)
+    if decontaminate:
+        keep = _decontaminate(keep, problems, list(decontaminate_against), data_dir, ngram, source, stats)
+    if limit is not None and limit < len(keep):
+        before, keep = len(keep), sorted(random.Random(seed).sample(keep, limit))
+        stats["removed_limit"] = before - len(keep)
+        _log_stage(f"limit={limit} (seed {seed})", before, len(keep))
+    ds = ds.select(keep)
+    stats["final"] = len(ds)
+    logger.info("training data %s: %d of %d problems kept", source, len(ds), stats["loaded"])
+    return ds, stats
+
+
+def _check_options(limit: int | None, decontaminate: bool, against: Sequence[str]) -> None:
     if limit is not None and limit < 1:
         raise DatasetError(f"limit must be a positive number of problems (got {limit})")
-    unknown = [
-        n for n in decontaminate_against if n not in BENCHMARKS and not str(n).lower().endswith(FILE_SUFFIXES)
-    ]
+    unknown = [n for n in against if n not in BENCHMARKS and not str(n).lower().endswith(DATA_FILE_SUFFIXES)]
     if decontaminate and unknown:
         raise DatasetError(
-            f"unknown benchmark(s) in decontaminate_against: {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)} or .jsonl/.parquet paths"
+            f"unknown benchmark(s) in decontaminate_against: {', '.join(unknown)}; choose from "
+            f"{', '.join(BENCHMARKS)} or .jsonl/.parquet paths"
         )
 
-    ds, source = _load_raw(dataset_name, split, dataset_config, data_dir)
+
+def _check_columns(ds: Any, source: str, problem_column: str, answer_column: str, levels: tuple) -> None:
     columns = list(ds.column_names)
     for option, col in (("problem_column", problem_column), ("answer_column", answer_column)):
         if col not in columns:
             raise DatasetError(
                 f"dataset {source!r} has no column {col!r} (it has: {', '.join(columns)}); set {option} to the right one"
             )
-    if (min_level is not None or max_level is not None) and "level" not in columns:
+    if levels != (None, None) and "level" not in columns:
         raise DatasetError(
-            f"min_level/max_level set but dataset {source!r} has no 'level' column (it has: {', '.join(columns)}); drop the level filter"
-        )
-    ds = _map_columns(ds, problem_column, answer_column)
-
-    stats: dict[str, Any] = {"source": source, "split": split, "loaded": len(ds)}
-    if len(ds) == 0:
-        raise DatasetError(f"dataset {source!r} (split {split!r}) is empty")
-    problems = [str(p) if p is not None else "" for p in ds["problem"]]
-    answers = list(ds["answer"])
-    keep = [
-        i
-        for i in range(len(ds))
-        if problems[i].strip() and answers[i] is not None and str(answers[i]).strip()
-    ]
-    stats["removed_empty"] = len(ds) - len(keep)
-    _log_stage("empty problem/answer", len(ds), len(keep))
-    _require(
-        keep,
-        source,
-        "dropping rows with an empty problem or answer",
-        "check the problem_column/answer_column mapping",
-    )
-
-    if min_level is not None or max_level is not None:
-        levels = list(ds["level"])
-        before = len(keep)
-        keep = [i for i in keep if _level_ok(parse_level(levels[i]), min_level, max_level)]
-        stats["removed_level"] = before - len(keep)
-        _log_stage(f"level filter (min_level={min_level}, max_level={max_level})", before, len(keep))
-        _require(
-            keep,
-            source,
-            f"the level filter (min_level={min_level}, max_level={max_level})",
-            "relax min_level/max_level",
+            f"min_level/max_level set but dataset {source!r} has no 'level' column (it has: {', '.join(columns)}); "
+            "drop the level filter"
         )
 
-    if dedupe:
-        before, seen, kept = len(keep), set(), []
-        for i in keep:
-            key = normalize_text(problems[i])
-            if key not in seen:
-                seen.add(key)
-                kept.append(i)
-        keep = kept
-        stats["removed_duplicates"] = before - len(keep)
-        _log_stage("exact-duplicate removal", before, len(keep))
 
-    if decontaminate:
-        eval_sets, skipped = load_eval_problems(list(decontaminate_against), data_dir)
-        stats["decontaminated_against"] = {k: len(v) for k, v in eval_sets.items()}
-        stats["decontamination_skipped"] = skipped
-        stats["ngram"] = ngram
-        if not eval_sets:
-            logger.warning(
-                "decontamination: no eval set available (pass data_dir or set R1_DATA_DIR); data NOT decontaminated"
-            )
-        index = Decontaminator(eval_sets, ngram)
-        stats["boilerplate_ngrams_ignored"] = index.boilerplate_ngrams
-        before, kept = len(keep), []
-        by_kind = {"exact": 0, "ngram": 0}
-        by_bench: dict[str, int] = {}
-        for i in keep:
-            hit = index.match(problems[i])
-            if hit is None:
-                kept.append(i)
-            else:
-                by_kind[hit[0]] += 1
-                by_bench[hit[1]] = by_bench.get(hit[1], 0) + 1
-        keep = kept
-        stats.update(
-            removed_contaminated=before - len(keep),
-            removed_contaminated_exact=by_kind["exact"],
-            removed_contaminated_ngram=by_kind["ngram"],
-            contaminated_by_benchmark=by_bench,
-        )
-        _log_stage(
-            f"decontamination ({ngram}-gram / exact vs {', '.join(eval_sets) or 'nothing'})",
-            before,
-            len(keep),
-        )
-        _require(
-            keep,
-            source,
-            "decontamination (every problem overlaps an eval set)",
-            "check that the training file is not an eval set",
-        )
+def _drop_empty(problems: list[str], answers: list[Any], source: str, stats: dict[str, Any]) -> list[int]:
+    keep = [i for i in range(len(problems)) if problems[i].strip() and answers[i] is not None and str(answers[i]).strip()]
+    stats["removed_empty"] = len(problems) - len(keep)
+    _log_stage("empty problem/answer", len(problems), len(keep))
+    _require(keep, source, "dropping rows with an empty problem or answer", "check the problem_column/answer_column mapping")
+    return keep
 
-    if limit is not None and limit < len(keep):
-        import random
 
-        before = len(keep)
-        keep = sorted(random.Random(seed).sample(keep, limit))
-        stats["removed_limit"] = before - len(keep)
-        _log_stage(f"limit={limit} (seed {seed})", before, len(keep))
+def _filter_levels(keep: list[int], levels: list[Any], bounds: tuple, source: str, stats: dict[str, Any]) -> list[int]:
+    lo, hi = bounds
+    before = len(keep)
+    keep = [i for i in keep if _level_ok(parse_level(levels[i]), lo, hi)]
+    stats["removed_level"] = before - len(keep)
+    stage = f"the level filter (min_level={lo}, max_level={hi})"
+    _log_stage(stage, before, len(keep))
+    _require(keep, source, stage, "relax min_level/max_level")
+    return keep
 
-    ds = ds.select(keep)
-    stats["final"] = len(ds)
-    logger.info("training data %s: %d of %d problems kept", source, len(ds), stats["loaded"])
-    return (ds, stats) if return_stats else ds
+
+def _dedupe(keep: list[int], problems: list[str], stats: dict[str, Any]) -> list[int]:
+    seen: set[str] = set()
+    kept = []
+    for i in keep:
+        key = normalize_text(problems[i])
+        if key not in seen:
+            seen.add(key)
+            kept.append(i)
+    stats["removed_duplicates"] = len(keep) - len(kept)
+    _log_stage("exact-duplicate removal", len(keep), len(kept))
+    return kept
+
+
+def _decontaminate(
+    keep: list[int], problems: list[str], against: list[str], data_dir: Path | None, ngram: int, source: str,
+    stats: dict[str, Any],
+) -> list[int]:
+    eval_sets, skipped = load_eval_problems(against, data_dir)
+    stats.update(decontaminated_against={k: len(v) for k, v in eval_sets.items()}, decontamination_skipped=skipped,
+                 ngram=ngram)
+    if not eval_sets:
+        logger.warning("decontamination: no eval set available (pass data_dir or set R1_DATA_DIR); data NOT decontaminated")
+    index = Decontaminator(eval_sets, ngram)
+    stats["boilerplate_ngrams_ignored"] = index.boilerplate_ngrams
+    kept: list[int] = []
+    by_kind = {"exact": 0, "ngram": 0}
+    by_bench: dict[str, int] = {}
+    for i in keep:
+        hit = index.match(problems[i])
+        if hit is None:
+            kept.append(i)
+        else:
+            by_kind[hit[0]] += 1
+            by_bench[hit[1]] = by_bench.get(hit[1], 0) + 1
+    stats.update(removed_contaminated=len(keep) - len(kept), removed_contaminated_exact=by_kind["exact"],
+                 removed_contaminated_ngram=by_kind["ngram"], contaminated_by_benchmark=by_bench)
+    _log_stage(f"decontamination ({ngram}-gram / exact vs {', '.join(eval_sets) or 'nothing'})", len(keep), len(kept))
+    _require(kept, source, "decontamination (every problem overlaps an eval set)", "check that the training file is not an eval set")
+    return kept
 
 
 def _map_columns(ds: Any, problem_column: str, answer_column: str) -> Any:

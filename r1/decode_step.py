@@ -12,7 +12,7 @@ measured: 0.73 → 0.43 ms per step).
 It engages only where it computes what the model computes: exactly those layer classes with plain `nn.Linear`
 projections (no LoRA, no quantised layers), sdpa or eager attention, full attention in every layer, and no hooks
 on any module (accelerate offload, DeepSpeed ZeRO-3 and friends use hooks). And it is checked at run time:
-`r1.rollout.lean_sample` runs the first decode step of every generation both ways and keeps the direct path only
+`r1.decoding.lean_sample` runs the first decode step of every generation both ways and keeps the direct path only
 if the logits agree bit for bit (and drops it, with one warning, if they do not or if it raises).
 """
 
@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.modules import module as module_globals
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 # decoder layer class -> whether its attention normalises q and k per head (Qwen3's q_norm / k_norm)
 SUPPORTED_LAYERS: dict[str, bool] = {
@@ -43,8 +45,6 @@ def _has_hooks(module: nn.Module) -> bool:
 
 def unsupported_reason(backbone: nn.Module, head: nn.Module) -> str | None:
     """Why `DirectDecoder` cannot stand in for `backbone` + `head` (None = it can)."""
-    from torch.nn.modules import module as module_globals
-
     config = getattr(backbone, "config", None)
     layers = getattr(backbone, "layers", None)
     if config is None or not isinstance(layers, nn.ModuleList) or len(layers) == 0:
@@ -136,8 +136,6 @@ class DirectDecoder:
         self.create_causal_mask = modeling.create_causal_mask
         self.apply_rotary_pos_emb = modeling.apply_rotary_pos_emb
         self.rotate_half = getattr(modeling, "rotate_half", None)
-        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-
         self.attention = ALL_ATTENTION_FUNCTIONS.get_interface(
             backbone.config._attn_implementation, modeling.eager_attention_forward
         )

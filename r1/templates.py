@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from r1.errors import ConfigError
+from rewards.registry import UnknownNameError, lookup
+
 R1_ZERO_INSTRUCTION = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
     "The assistant first thinks about the reasoning process in the mind and then provides the user with the answer. "
@@ -107,10 +110,11 @@ TEMPLATES: dict[str, Template] = {
 
 
 def get_template(name: str) -> Template:
+    """The template called `name`; ConfigError (one line, closest valid name) for an unknown one."""
     try:
-        return TEMPLATES[name]
-    except KeyError:
-        raise ValueError(f"unknown template {name!r}; choose one of: {', '.join(TEMPLATES)}") from None
+        return TEMPLATES[lookup("template", name, TEMPLATES)]
+    except UnknownNameError as e:
+        raise ConfigError(str(e)) from None
 
 
 def with_prefill(completions: list[Any], prefill: str) -> list[Any]:

@@ -30,13 +30,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from datasets import IterableDataset
 from trl import GRPOTrainer
 
-from r1.guards import RunGuardsMixin
+from r1.callbacks import RunArtifactsCallback
+from r1.config import R1GRPOConfig
+from r1.cpu_memory import retain_freed_memory
+from r1.guards import RunGuardsMixin, TimeLimitCallback
 from r1.rewarding import SafeReward, check_scored
 from r1.rollout import FastRolloutMixin
 from r1.templates import Template, with_prefill
-from rewards import completion_text
+from rewards import completion_text, format_reward
 
 logger = logging.getLogger(__name__)
 
@@ -172,17 +176,14 @@ class R1ZeroTrainer(FastRolloutMixin, RunGuardsMixin, GRPOTrainer):
         super().__init__(*args, **kwargs)
         self.template = template
         a = self.args
-        self.dynamic_sampling = bool(getattr(a, "dynamic_sampling", False))
-        self.dynamic_sampling_max_rounds = int(getattr(a, "dynamic_sampling_max_rounds", 4))
-        self.dynamic_sampling_metric = str(getattr(a, "dynamic_sampling_metric", "reward"))
-        self.sample_log_steps = int(getattr(a, "sample_log_steps", 0))
-        self.sample_log_count = int(getattr(a, "sample_log_count", 8))
-        words = getattr(a, "reflection_words", None)
-        if words is None:
-            from r1.config import DEFAULT_REFLECTION_WORDS
-
-            words = DEFAULT_REFLECTION_WORDS
-        self.reflection_words = list(words)
+        if not isinstance(a, R1GRPOConfig):
+            raise TypeError(f"R1ZeroTrainer needs r1.config.R1GRPOConfig arguments (got {type(a).__name__})")
+        self.dynamic_sampling = a.dynamic_sampling
+        self.dynamic_sampling_max_rounds = a.dynamic_sampling_max_rounds
+        self.dynamic_sampling_metric = a.dynamic_sampling_metric
+        self.sample_log_steps = a.sample_log_steps
+        self.sample_log_count = a.sample_log_count
+        self.reflection_words = list(a.reflection_words)
         self._reflection_patterns = reflection_patterns(self.reflection_words)
         prompt_text = "" if template is None else template.user + (template.system or "")
         self._uses_tags = template is None or "<answer>" in prompt_text
@@ -192,8 +193,6 @@ class R1ZeroTrainer(FastRolloutMixin, RunGuardsMixin, GRPOTrainer):
         self.pending_samples: list[dict[str, Any]] = []
         self.reflection_counts: dict[str, int] = {}  # since the last log; drained by the artifacts callback
         if self.dynamic_sampling:
-            from datasets import IterableDataset
-
             if isinstance(self.train_dataset, IterableDataset):
                 raise ValueError("dynamic_sampling needs a map-style dataset (refill prompts are drawn by index)")
             if self.dynamic_sampling_metric != "reward" and self.dynamic_sampling_metric not in self.reward_func_names:
@@ -201,16 +200,14 @@ class R1ZeroTrainer(FastRolloutMixin, RunGuardsMixin, GRPOTrainer):
                     f"dynamic_sampling_metric {self.dynamic_sampling_metric!r} is not one of the reward functions "
                     f"({', '.join(self.reward_func_names)}) nor 'reward'"
                 )
-        if getattr(a, "cpu_retain_freed_memory", True) and self.accelerator.device.type == "cpu":
-            from r1.cpu_memory import retain_freed_memory
-
+        if a.cpu_retain_freed_memory and self.accelerator.device.type == "cpu":
             retain_freed_memory()
         self.artifacts = None
         if artifacts:
-            from r1.callbacks import RunArtifactsCallback
-
             self.artifacts = RunArtifactsCallback(self)
             self.add_callback(self.artifacts)
+            if a.max_train_seconds:
+                self.add_callback(TimeLimitCallback(self, a.max_train_seconds, self.artifacts.train_seconds_total))
 
     # ------------------------------------------------------------------ rewards and R1-Zero metrics
 
@@ -288,8 +285,6 @@ class R1ZeroTrainer(FastRolloutMixin, RunGuardsMixin, GRPOTrainer):
         if not self._uses_tags:
             return [0.0] * len(texts)
         try:
-            from rewards import format_reward
-
             return [float(r or 0.0) for r in format_reward(completions=texts)]
         except Exception as e:  # metrics must never stop training
             logger.warning("format rate not computed: %s", e)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from r1.config import ConfigError, RunConfig, parse_args
+from r1.config import RunConfig, parse_args
+from r1.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "tests/configs/tiny_qwen2.yaml")
@@ -20,12 +21,12 @@ def parse(*argv: str) -> RunConfig:
 
 def test_yaml_values_and_cli_overrides():
     run = parse("--learning_rate", "3e-5", "--beta", "0.04", "--reward_funcs", "accuracy", "tag_count",
-                "--reward_weights", "1", "0.5", "--no_dedupe")
+                "--reward_weights", "1", "0.5", "--no_fast_rollout")
     assert run.model.model_name_or_path == "tiny:qwen2"  # from YAML
     assert run.training.learning_rate == 3e-5 and run.training.beta == 0.04  # CLI wins
     assert run.script.reward_funcs == ["accuracy", "tag_count"] and run.training.reward_weights == [1.0, 0.5]
-    assert run.script.dedupe is False
-    assert {"learning_rate", "beta", "dedupe", "model_name_or_path"} <= run.user_keys
+    assert run.training.fast_rollout is False
+    assert {"learning_rate", "beta", "fast_rollout", "model_name_or_path"} <= run.user_keys
 
 
 @pytest.mark.parametrize(
@@ -36,10 +37,20 @@ def test_yaml_values_and_cli_overrides():
         (["--num_generations", "3"], "num_generations (3) must divide the generation batch (4"),
         (["--max_completion_length", "0"], "max_completion_length must be > 0"),
         (["--reward_weights", "1.0"], "reward_weights has 1 values but reward_funcs has 2"),
-        (["--task", "chess"], "task must be one of math, countdown, arithmetic"),
+        (["--task", "chess"], "unknown task 'chess'; choose one of: math, countdown, arithmetic"),
+        (["--task", "countdwn"], "unknown task 'countdwn' (did you mean 'countdown'?)"),
         (["--task", "math"], "task=math needs dataset_name"),
         (["stray"], "unexpected argument 'stray'"),
-        (["--dynamic_sampling_metric", "speed"], "dynamic_sampling_metric 'speed'"),
+        (["--dynamic_sampling", "true", "--dynamic_sampling_metric", "speed"], "dynamic_sampling_metric 'speed'"),
+        # a field the rest of the config makes meaningless is an error, never silently ignored
+        (["--countdown_max_target", "50"], "countdown_max_target does not apply to task=arithmetic"),
+        (["--dataset_name", "x.jsonl"], "dataset_name does not apply to task=arithmetic"),
+        (["--task_level", "2", "--task_ops", "+"], "task_ops is set but does not apply: task_level"),
+        (["--heldout_temperature", "0.3"], "heldout_temperature is set but does not apply: it only applies with heldout_size > 0"),
+        (["--dynamic_sampling_max_rounds", "2"], "dynamic_sampling_max_rounds is set but does not apply"),
+        (["--fast_rollout", "false", "--fast_rollout_backend", "exact"], "fast_rollout_backend is set but does not apply"),
+        (["--overlong_buffer_len", "4"], "overlong_buffer_len is set but does not apply"),
+        (["--vllm_mode", "server"], "vllm_mode is set but use_vllm is false"),
         (["--reward_funcs", "accuracy", "soft_overlong", "--reward_weights", "1", "1"], "needs overlong_buffer_len > 0"),
     ],
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.benchmarks import (
+from r1.benchmarks import (
     BENCHMARKS,
     BenchmarkError,
     gsm8k_answer,
@@ -16,6 +16,7 @@ from eval.benchmarks import (
     load_benchmark,
     resolve_benchmark,
 )
+from r1.hub import OFFLINE_VARIABLES
 from r1.data import DatasetError, Decontaminator, load_training_dataset, normalize_text
 
 
@@ -34,12 +35,12 @@ def test_level_filter_counts(data_dir: Path) -> None:
     expected = sum(1 for r in rows if r.get("level") is not None and r["level"] >= 3)
     assert expected == 5584  # SOURCES.md: levels 3-5
     ds, stats = load_training_dataset(
-        str(path), min_level=3, dedupe=False, decontaminate=False, return_stats=True
+        str(path), min_level=3, dedupe=False, decontaminate=False
     )
     assert len(ds) == expected and stats["removed_level"] == len(rows) - expected
     assert set(ds.column_names) >= {"problem", "answer", "level", "type", "id"}
     assert min(ds["level"]) == 3
-    low = load_training_dataset(
+    low, _ = load_training_dataset(
         str(path), min_level="Level 1", max_level="Level 2", dedupe=False, decontaminate=False
     )
     assert len(low) == sum(1 for r in rows if r.get("level") in (1, 2))
@@ -50,7 +51,7 @@ def test_file_found_in_data_dir_and_string_levels(tmp_path: Path) -> None:
         tmp_path / "t.jsonl",
         [{"problem": f"p{i}", "answer": str(i), "level": f"Level {i % 5 + 1}"} for i in range(20)],
     )
-    ds = load_training_dataset("t.jsonl", data_dir=tmp_path, min_level=4, decontaminate=False)
+    ds, _ = load_training_dataset("t.jsonl", data_dir=tmp_path, min_level=4, decontaminate=False)
     assert sorted(ds["answer"]) == sorted(str(i) for i in range(20) if i % 5 + 1 >= 4)
 
 
@@ -59,13 +60,13 @@ def test_column_mapping_gsm8k(data_dir: Path, tmp_path: Path) -> None:
     # The hub layout: `question`, and `answer` holding the worked solution ending in "#### N".
     hub_like = [{"question": r["problem"], "answer": r["solution"], "gold": r["answer"]} for r in rows]
     path = write_jsonl(tmp_path / "gsm8k_like.jsonl", hub_like)
-    ds = load_training_dataset(str(path), problem_column="question", decontaminate=False)
+    ds, _ = load_training_dataset(str(path), problem_column="question", decontaminate=False)
     assert ds["problem"] == [r["problem"] for r in rows]
     assert ds["answer"] == [r["answer"] for r in rows]  # "#### 1,080" -> "1080", as in the normalised file
     assert "gold" in ds.column_names
 
     # Mapping onto names that already exist keeps the old column under another name.
-    ds = load_training_dataset(
+    ds, _ = load_training_dataset(
         str(data_dir / "gsm8k_train.jsonl"), answer_column="solution", limit=50, decontaminate=False
     )
     assert ds["answer"] == ds["answer_original"]
@@ -111,10 +112,10 @@ def test_dedupe_counts(tmp_path: Path) -> None:
         {"problem": "", "answer": "4"},
     ]
     path = write_jsonl(tmp_path / "d.jsonl", rows)
-    ds, stats = load_training_dataset(str(path), decontaminate=False, return_stats=True)
+    ds, stats = load_training_dataset(str(path), decontaminate=False)
     assert stats["removed_empty"] == 1 and stats["removed_duplicates"] == 2 and stats["final"] == 3
     assert ds["answer"] == ["2", "0", "4"]
-    assert len(load_training_dataset(str(path), dedupe=False, decontaminate=False)) == 5
+    assert len(load_training_dataset(str(path), dedupe=False, decontaminate=False)[0]) == 5
 
 
 def test_normalisation_keeps_operators() -> None:
@@ -145,7 +146,7 @@ def test_decontamination_catches_injected_math500(data_dir: Path, tmp_path: Path
         {"problem": boilerplate, "answer": "39", "tag": "boilerplate"},
     ] + [{"problem": r["problem"], "answer": r["answer"], "tag": "clean"} for r in unrelated]
     path = write_jsonl(tmp_path / "train.jsonl", rows)
-    ds, stats = load_training_dataset(str(path), data_dir=data_dir, dedupe=False, return_stats=True)
+    ds, stats = load_training_dataset(str(path), data_dir=data_dir, dedupe=False)
     assert sorted(t for t in ds["tag"] if t != "clean") == ["boilerplate"]
     assert ds["tag"].count("clean") == len(unrelated)
     assert stats["removed_contaminated"] == 3
@@ -156,9 +157,9 @@ def test_decontamination_catches_injected_math500(data_dir: Path, tmp_path: Path
     # The reworded problem shares only the middle window: an n-gram longer than that window lets it through.
     window = len([t for t in normalize_text(" ".join(middle)).split() if t[0].isalnum()])
     assert window >= 13
-    longer = load_training_dataset(str(path), data_dir=data_dir, dedupe=False, ngram=window + 1)
+    longer, _ = load_training_dataset(str(path), data_dir=data_dir, dedupe=False, ngram=window + 1)
     assert "reworded" in longer["tag"] and "verbatim" not in longer["tag"]
-    assert "reworded" in load_training_dataset(str(path), data_dir=data_dir, decontaminate=False)["tag"]
+    assert "reworded" in load_training_dataset(str(path), data_dir=data_dir, decontaminate=False)[0]["tag"]
 
 
 def test_decontamination_skips_unavailable_sets_with_warning(
@@ -169,7 +170,7 @@ def test_decontamination_skips_unavailable_sets_with_warning(
     (only / "math500.jsonl").write_bytes((data_dir / "math500.jsonl").read_bytes())
     train = write_jsonl(tmp_path / "train.jsonl", [{"problem": "What is 3 + 4?", "answer": "7"}])
     with caplog.at_level(logging.WARNING, logger="r1.data"):
-        ds, stats = load_training_dataset(str(train), data_dir=only, return_stats=True)
+        ds, stats = load_training_dataset(str(train), data_dir=only)
     assert len(ds) == 1
     assert list(stats["decontaminated_against"]) == ["math500"]
     assert stats["decontamination_skipped"] == ["aime24", "aime25", "amc23", "gsm8k"]
@@ -185,14 +186,14 @@ def test_decontaminator_index_is_fast_enough(data_dir: Path) -> None:
 
 def test_limit_is_seeded(data_dir: Path) -> None:
     path = str(data_dir / "gsm8k_train.jsonl")
-    a = load_training_dataset(path, limit=30, seed=1, decontaminate=False)
-    b = load_training_dataset(path, limit=30, seed=1, decontaminate=False)
-    c = load_training_dataset(path, limit=30, seed=2, decontaminate=False)
+    a, _ = load_training_dataset(path, limit=30, seed=1, decontaminate=False)
+    b, _ = load_training_dataset(path, limit=30, seed=1, decontaminate=False)
+    c, _ = load_training_dataset(path, limit=30, seed=2, decontaminate=False)
     assert a["id"] == b["id"] and a["id"] != c["id"] and len(a) == 30
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# eval.benchmarks: the eval sets decontamination (and the eval CLI) read
+# r1.benchmarks: the eval sets decontamination (and the eval CLI) read
 # ------------------------------------------------------------------------------------------------------------------
 
 
@@ -226,8 +227,8 @@ def test_benchmark_offline_without_file_names_the_option(
     with pytest.raises(BenchmarkError, match="--data-dir"):
         load_benchmark("gsm8k")
     # Online, the same name resolves to its hub dataset (nothing is downloaded by resolving).
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    for variable in OFFLINE_VARIABLES:  # online means none of them is set (r1.hub.is_offline)
+        monkeypatch.delenv(variable, raising=False)
     bench, source = resolve_benchmark("gsm8k", tmp_path)
     assert source == "openai/gsm8k" and bench.hub_config == "main" and bench.split == "test"
     assert resolve_benchmark("math500")[1] == "HuggingFaceH4/MATH-500"
@@ -281,7 +282,7 @@ def test_benchmarks_and_data_modules_do_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, eval.benchmarks, r1.data; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, r1.benchmarks, r1.data; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 

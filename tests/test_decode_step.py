@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from transformers import GenerationConfig
 
-import r1.rollout as rollout
+import r1.decoding as decoding
 from r1.decode_step import DirectDecoder, unsupported_reason
 from r1.models import load_model, load_tokenizer
 
@@ -32,8 +32,8 @@ def _generate(model, tokenizer, sampler, seed=0, new_tokens=20):
 def test_direct_decode_runs_and_matches_generate(name, count_direct_steps, caplog):
     tokenizer, model = load_tokenizer(name), load_model(name, dtype=torch.float32)
     reference = _generate(model, tokenizer, None)
-    with caplog.at_level(logging.WARNING, logger="r1.rollout"):
-        lean = _generate(model, tokenizer, rollout.lean_sample)
+    with caplog.at_level(logging.WARNING, logger="r1.decoding"):
+        lean = _generate(model, tokenizer, decoding.lean_sample)
     assert torch.equal(reference, lean)
     # step 0 is the prefill (module forward); step 1 runs both ways; every later step is direct only
     assert len(count_direct_steps) == 20 - 1
@@ -47,15 +47,15 @@ def test_unfused_projections_for_large_models_match_too(monkeypatch, count_direc
 
     monkeypatch.setattr(r1.decode_step, "FUSE_BELOW_PARAMS", 0)
     tokenizer, model = load_tokenizer("tiny:qwen2"), load_model("tiny:qwen2", dtype=torch.float32)
-    with caplog.at_level(logging.WARNING, logger="r1.rollout"):
-        assert torch.equal(_generate(model, tokenizer, None), _generate(model, tokenizer, rollout.lean_sample))
+    with caplog.at_level(logging.WARNING, logger="r1.decoding"):
+        assert torch.equal(_generate(model, tokenizer, None), _generate(model, tokenizer, decoding.lean_sample))
     assert len(count_direct_steps) == 20 - 1 and "differs" not in caplog.text
 
 
 def test_direct_decode_is_not_used_for_other_architectures(count_direct_steps):
     tokenizer, model = load_tokenizer("tiny:deepseek-v3"), load_model("tiny:deepseek-v3", dtype=torch.float32)
     assert "DeepseekV3DecoderLayer" in unsupported_reason(model.model, model.lm_head)
-    assert torch.equal(_generate(model, tokenizer, None), _generate(model, tokenizer, rollout.lean_sample))
+    assert torch.equal(_generate(model, tokenizer, None), _generate(model, tokenizer, decoding.lean_sample))
     assert count_direct_steps == []
 
 
@@ -66,9 +66,9 @@ def test_a_direct_step_that_disagrees_is_dropped(monkeypatch, count_direct_steps
     reference = _generate(model, tokenizer, None)
     original = DirectDecoder._layer
     monkeypatch.setattr(DirectDecoder, "_layer", lambda self, *a: original(self, *a) * (1 + 1e-6))
-    monkeypatch.setattr(rollout, "_DIRECT_MISMATCH_WARNED", set())
-    with caplog.at_level(logging.WARNING, logger="r1.rollout"):
-        lean = _generate(model, tokenizer, rollout.lean_sample)
+    monkeypatch.setattr(decoding, "_DIRECT_MISMATCH_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="r1.decoding"):
+        lean = _generate(model, tokenizer, decoding.lean_sample)
     assert torch.equal(reference, lean)
     assert len(count_direct_steps) == 1  # only the verification call
     assert "differs from Qwen2ForCausalLM's forward" in caplog.text
@@ -82,9 +82,9 @@ def test_a_direct_step_that_raises_is_dropped(monkeypatch, caplog):
         raise RuntimeError("shape mismatch in a model variant")
 
     monkeypatch.setattr(DirectDecoder, "_layer", broken)
-    monkeypatch.setattr(rollout, "_DIRECT_MISMATCH_WARNED", set())
-    with caplog.at_level(logging.WARNING, logger="r1.rollout"):
-        assert torch.equal(reference, _generate(model, tokenizer, rollout.lean_sample))
+    monkeypatch.setattr(decoding, "_DIRECT_MISMATCH_WARNED", set())
+    with caplog.at_level(logging.WARNING, logger="r1.decoding"):
+        assert torch.equal(reference, _generate(model, tokenizer, decoding.lean_sample))
     assert "RuntimeError: shape mismatch" in caplog.text
 
 
@@ -122,10 +122,10 @@ def test_sample_one_draws_what_multinomial_draws():
         torch.manual_seed(seed)
         expected, expected_next = torch.multinomial(probs, 1).squeeze(1), torch.rand(3)
         torch.manual_seed(seed)
-        got, got_next = rollout.sample_one(probs), torch.rand(3)
+        got, got_next = decoding.sample_one(probs), torch.rand(3)
         assert torch.equal(expected, got) and torch.equal(expected_next, got_next)
     with pytest.raises(RuntimeError, match="nan"):
-        rollout.sample_one(torch.softmax(torch.tensor([[0.0, float("nan")]]), dim=-1))
+        decoding.sample_one(torch.softmax(torch.tensor([[0.0, float("nan")]]), dim=-1))
 
 
 _FAULTS_SCRIPT = """

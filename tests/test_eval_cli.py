@@ -124,7 +124,7 @@ def test_template_comes_from_the_training_run_folder(tmp_path, data_dir):
 
     run = tmp_path / "run"
     shutil.copytree(resolve_model("tiny:qwen2"), run)
-    (run / cli.TRAINING_CONFIG_FILE).write_text("model_name_or_path: tiny:qwen2\ntemplate: boxed\n")
+    (run / cli.CONFIG_FILE_NAME).write_text("model_name_or_path: tiny:qwen2\ntemplate: boxed\n")
     base = ["--model", str(run), "--benchmarks", "aime24", "--data-dir", str(data_dir), "--output", str(tmp_path / "o")]
     assert cli._prepare(cli.build_parser().parse_args(base))["settings"]["template"] == "boxed"
     assert cli._prepare(cli.build_parser().parse_args(base + ["--template", "chat"]))["settings"]["template"] == "chat"
@@ -170,7 +170,7 @@ def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "r1-eval: error: unknown benchmark 'aime2024'; choose from aime24, aime25, amc23, math500, gsm8k or pass a "
+        "r1-eval: error: unknown benchmark 'aime2024' (did you mean 'aime24'?); choose from aime24, aime25, amc23, math500, gsm8k or pass a "
         ".jsonl/.json/.parquet file with problem and answer columns"
     ]
     assert time.time() - start < 10

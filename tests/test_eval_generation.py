@@ -1,11 +1,11 @@
-"""eval.generation: batched generation equals one-at-a-time generation, per-row seeding, EOS, sampler maths."""
+"""r1.generation: batched generation equals one-at-a-time generation, per-row seeding, EOS, sampler maths."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from eval.generation import TransformersGenerator, _PerRowSampler, resolve_backend, sample_seed
+from r1.generation import TransformersGenerator, _PerRowSampler, resolve_backend, sample_seed
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_vllm_backend_sends_token_ids_and_per_request_seeds(monkeypatch, tiny):
     import sys
     import types
 
-    from eval.generation import VLLMGenerator
+    from r1.generation import VLLMGenerator
 
     calls = {}
 

@@ -1,4 +1,4 @@
-"""eval.metrics against hand-computed values."""
+"""r1.scoring against hand-computed values."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from eval.metrics import SampleResult, compute_metrics, majority_vote, pass_at_k
+from r1.scoring import SampleResult, compute_metrics, majority_vote, pass_at_k
 
 
 def numeric_same(answers: list[str]) -> list[int]:

@@ -1,4 +1,4 @@
-"""eval.runner: grading is the training rewards' code; metrics, resume and settings checks with scripted completions."""
+"""r1.evaluation: grading is the training rewards' code; metrics, resume and settings checks with scripted completions."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from eval.generation import Completion, sample_seed
-from eval.runner import SAMPLES_FILE, SettingsMismatchError, evaluate, grade
 from r1.artifacts import read_jsonl
+from r1.evaluation import SAMPLES_FILE, SettingsMismatchError, evaluate, grade
+from r1.generation import Completion, sample_seed
 from r1.templates import get_template, with_prefill
 from rewards import accuracy_reward, format_reward
 

@@ -43,7 +43,6 @@ def tiny_args(preset: Path, tmp_path: Path, *extra: str):
             "--reward_weights", "1.0",
             "--overlong_buffer_len", "0",
             "--dynamic_sampling", "false",
-            "--dynamic_sampling_metric", "reward",
             "--bf16", "false",
             "--gradient_checkpointing", "false",
             "--report_to", "none",
@@ -221,7 +220,7 @@ def _const_or_vary(prompts, completions, **kw):
 
 def test_dynamic_sampling_drops_zero_variance_groups_and_refills(tiny, tmp_path):
     args = tiny_args(
-        PRESETS["dapo"], tmp_path, "--dynamic_sampling", "true", "--dynamic_sampling_max_rounds", "8",
+        PRESETS["dapo"], tmp_path, "--dynamic_sampling", "true", "--dynamic_sampling_metric", "reward", "--dynamic_sampling_max_rounds", "8",
         "--max_completion_length", "3",
     )
     prompts = [f"{kind} {k}: What is {k} + 1?" for k in range(6) for kind in ("const", "vary")]
@@ -242,7 +241,7 @@ def test_dynamic_sampling_drops_zero_variance_groups_and_refills(tiny, tmp_path)
 
 def test_dynamic_sampling_masks_filler_when_no_group_has_signal(tiny, tmp_path):
     args = tiny_args(
-        PRESETS["dapo"], tmp_path, "--dynamic_sampling", "true", "--dynamic_sampling_max_rounds", "1",
+        PRESETS["dapo"], tmp_path, "--dynamic_sampling", "true", "--dynamic_sampling_metric", "reward", "--dynamic_sampling_max_rounds", "1",
         "--max_completion_length", "3",
     )
     prompts = [f"const {k}" for k in range(4)]

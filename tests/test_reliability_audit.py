@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -220,8 +218,12 @@ def test_entry_points_pass_trust_remote_code_through(setting, monkeypatch, tmp_p
         seen.setdefault("model", []).append(k.get("trust_remote_code"))
         raise Captured("model")
 
-    monkeypatch.setattr(r1.models, "load_tokenizer", tokenizer)
-    monkeypatch.setattr(r1.models, "load_model", model)
+    import eval.cli
+    import r1.train
+
+    for module in (eval.cli, r1.train):  # the entry points' own references to r1.models' loaders
+        monkeypatch.setattr(module, "load_tokenizer", tokenizer)
+        monkeypatch.setattr(module, "load_model", model)
     path = r1.models.resolve_model("tiny:qwen2")
 
     flag = ["--trust-remote-code"] if setting else []
@@ -229,10 +231,8 @@ def test_entry_points_pass_trust_remote_code_through(setting, monkeypatch, tmp_p
     with pytest.raises(Captured):
         _load(args, {"model": path, "backend": "transformers"})
 
-    spec = importlib.util.spec_from_file_location("r1_zero_recipe_trust", REPO / "recipes/r1_zero.py")
-    recipe = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = recipe
-    spec.loader.exec_module(recipe)
+    from recipes import r1_zero as recipe
+
     with pytest.raises(Captured):
         recipe.main(["--config", TINY, "--output_dir", str(tmp_path / "run"), "--model_name_or_path", path,
                      "--trust_remote_code", str(setting).lower()])

@@ -27,14 +27,10 @@ INFO_LOG = re.compile(r"^\d\d:\d\d:\d\d INFO ")  # recipes/r1_zero.py's log form
 DRIVER = r'''
 import json, os, sys, time
 T0 = time.perf_counter()
-import importlib.util
 import datasets, torch, transformers, trl  # noqa: F401  (what the slowest path imports)
 repo = sys.argv[1]
 sys.path.insert(0, repo)
-spec = importlib.util.spec_from_file_location("r1_zero_recipe", os.path.join(repo, "recipes", "r1_zero.py"))
-recipe = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = recipe
-spec.loader.exec_module(recipe)
+from recipes import r1_zero as recipe
 import eval.cli
 import r1.config, r1.data, r1.guards, r1.models, r1.rewarding  # noqa: F401
 IMPORT_S = time.perf_counter() - T0
@@ -90,8 +86,8 @@ def all_cases(tmp: Path) -> list[dict]:
         {"name": "unknown_yaml_key", "entry": "train", "expected": "unknown key 'lerning_rate'",
          "argv": ["--config", str(bad_yaml), "--output_dir", str(tmp / "yaml")]},
         {"name": "answer_column_missing", "entry": "train", "expected": "(it has: problem, solution)",
-         "argv": ["--config", TINY, "--output_dir", str(tmp / "noanswer"), "--task", "math", "--decontaminate",
-                  "false", "--dataset_name", no_answer]},
+         "argv": ["--config", str(REPO / "tests/configs/tiny_qwen2_math.yaml"), "--output_dir", str(tmp / "noanswer"),
+                  "--decontaminate", "false", "--dataset_name", no_answer]},
         {"name": "eval_unknown_benchmark", "entry": "eval", "expected": "unknown benchmark 'aime2024'",
          "argv": ["--model", "tiny:qwen2", "--benchmarks", "aime2024", "--output", str(tmp / "eval")]},
     ]
@@ -129,13 +125,8 @@ def test_every_bad_input_fails_within_10s_of_a_cold_start_in_one_line(tmp_path):
 
 
 def test_debug_shows_the_traceback(monkeypatch, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("r1_zero_recipe_debug", REPO / "recipes/r1_zero.py")
-    recipe = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = recipe
-    spec.loader.exec_module(recipe)
-    from r1.config import ConfigError
+    from r1.errors import ConfigError
+    from recipes import r1_zero as recipe
 
     with pytest.raises(ConfigError, match="unknown template 'r1zero'"):
         recipe.main(["--config", TINY, "--template", "r1zero", "--debug"])
@@ -144,24 +135,15 @@ def test_debug_shows_the_traceback(monkeypatch, capsys):
 # ------------------------------------------------------------------------------------------ resume flag UX
 
 
-@pytest.fixture(scope="module")
-def recipe():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("r1_zero_recipe_resume", REPO / "recipes/r1_zero.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_resume_flag_values(recipe, tmp_path):
+def test_resume_flag_values(tmp_path):
     """none: a fresh run refuses an output_dir with an earlier run; last/true: the newest complete checkpoint or
     an error; auto: the newest complete checkpoint, else start (preempted before the first save); PATH: that one."""
-    from r1.config import ConfigError, parse_args
+    from r1.config import parse_args
+    from r1.errors import ConfigError
+    from r1.train import check_output_dir
 
     def resolve(*flag: str) -> str | None:
-        return recipe.check_output_dir(parse_args(["--config", TINY, "--output_dir", str(out), *flag]))
+        return check_output_dir(parse_args(["--config", TINY, "--output_dir", str(out), *flag]))
 
     out = tmp_path / "run"
     assert resolve() is None and resolve("--resume_from_checkpoint", "auto") is None  # nothing there yet

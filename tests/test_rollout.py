@@ -8,14 +8,10 @@ import pytest
 import torch
 from transformers import GenerationConfig
 
+from r1.config import R1GRPOConfig
+from r1.decoding import lean_sample, lean_unsupported_reason
 from r1.models import load_model, load_tokenizer
-from r1.rollout import (
-    FastRolloutMixin,
-    lean_sample,
-    lean_unsupported_reason,
-    recommended_settings,
-    static_generation_config,
-)
+from r1.rollout import FastRolloutMixin, recommended_settings, static_generation_config
 
 # Prompts of different lengths, so the batch is left-padded.
 PROMPTS = [
@@ -166,7 +162,6 @@ def _frequent_tokens(model, tokenizer, k: int) -> list[int]:
 def _train(trainer_cls, tmp_path, name: str, steps: int = 3, **overrides):
     from datasets import Dataset
     from transformers import TrainerCallback
-    from trl import GRPOConfig
 
     tokenizer = load_tokenizer("tiny:qwen2")
     model = load_model("tiny:qwen2", dtype=torch.float32)
@@ -192,11 +187,8 @@ def _train(trainer_cls, tmp_path, name: str, steps: int = 3, **overrides):
         bf16=False,
         disable_tqdm=True,
     )
-    extra = {k: overrides.pop(k) for k in list(overrides) if k.startswith("fast_rollout")}
     fields.update(overrides)
-    config = GRPOConfig(**fields)
-    for key, value in extra.items():
-        setattr(config, key, value)
+    config = R1GRPOConfig(**fields)
 
     records, completions = [], []
 

@@ -9,6 +9,7 @@ import torch
 from transformers import TrainerControl, TrainerState
 
 from r1.callbacks import RunArtifactsCallback, render_curves
+from r1.guards import TimeLimitCallback
 
 
 class FakeAccelerator:
@@ -29,6 +30,7 @@ def fake_trainer(tmp_path, **args):
         state=TrainerState(),
         completion_tokens_total=0,
         reward_errors_total=0,
+        nonfinite_skipped_total=0,
         reflection_words=["wait", "verify"],
         reflection_counts={},
         pending_samples=[],
@@ -68,31 +70,36 @@ def test_metrics_lines_totals_and_resume_truncation(tmp_path):
 
 
 def test_time_cap_stops_and_saves(tmp_path):
-    trainer = fake_trainer(tmp_path, max_train_seconds=0.0001)
-    cb = RunArtifactsCallback(trainer)
+    trainer = fake_trainer(tmp_path)
+    artifacts = RunArtifactsCallback(trainer)
+    cap = TimeLimitCallback(trainer, 0.0001, artifacts.train_seconds_total)
     state, control = TrainerState(), TrainerControl()
-    cb.on_train_begin(trainer.args, state, control)
+    for cb in (artifacts, cap):
+        cb.on_train_begin(trainer.args, state, control)
     trainer.pending_samples.append({"step": 1, "completion": "x"})
-    cb.on_step_end(trainer.args, state, control)
-    assert control.should_training_stop and control.should_save
+    artifacts.on_step_end(trainer.args, state, control)
+    assert not control.should_training_stop  # the artifacts callback writes samples; it does not stop anything
     assert trainer.pending_samples == [] and (tmp_path / "train_samples.jsonl").read_text().count("\n") == 1
-    no_cap = fake_trainer(tmp_path / "b", max_train_seconds=None)
+    cap.on_step_end(trainer.args, state, control)
+    assert control.should_training_stop and control.should_save
+    no_save = fake_trainer(tmp_path / "b", save_strategy="no")
     control = TrainerControl()
-    RunArtifactsCallback(no_cap).on_step_end(no_cap.args, TrainerState(), control)
-    assert not control.should_training_stop
+    TimeLimitCallback(no_save, 0.0001, lambda: 1.0).on_step_end(no_save.args, TrainerState(), control)
+    assert control.should_training_stop and not control.should_save
 
 
 def test_time_cap_stops_before_a_step_that_would_overrun(tmp_path):
-    trainer = fake_trainer(tmp_path, max_train_seconds=100.0)
-    cb = RunArtifactsCallback(trainer)
+    trainer = fake_trainer(tmp_path)
+    clock = [50.0]
+    cap = TimeLimitCallback(trainer, 100.0, lambda: clock[0])
     state = TrainerState()
-    cb.on_train_begin(trainer.args, state, TrainerControl())
-    cb._base_seconds, cb._elapsed_at_last_step = 60.0, 50.0  # 60 s in, last step took 10 s: room for another
+    cap.on_train_begin(trainer.args, state, TrainerControl())
+    clock[0] = 60.0  # 60 s in, the last step took 10 s: room for another
     control = TrainerControl()
-    cb.on_step_end(trainer.args, state, control)
+    cap.on_step_end(trainer.args, state, control)
     assert not control.should_training_stop
-    cb._base_seconds, cb._elapsed_at_last_step = 60.0, 20.0  # last step took 40 s: the next would end past 100 s
-    cb.on_step_end(trainer.args, state, control)
+    clock[0] = 100.0 - 1.0  # the step took 39 s: the next would end past 100 s
+    cap.on_step_end(trainer.args, state, control)
     assert control.should_training_stop
 
 

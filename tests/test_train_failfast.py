@@ -3,7 +3,6 @@ passes --dry_run offline."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,16 +14,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "tests/configs/tiny_qwen2.yaml")
+TINY_MATH = str(REPO / "tests/configs/tiny_qwen2_math.yaml")
 PRESETS = sorted((REPO / "recipes/configs").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
 def recipe():
-    spec = importlib.util.spec_from_file_location("r1_zero_recipe", REPO / "recipes/r1_zero.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses in the module look themselves up there
-    spec.loader.exec_module(module)
-    return module
+    from recipes import r1_zero
+
+    return r1_zero
 
 
 @pytest.fixture
@@ -53,7 +51,7 @@ def run_main(recipe, capsys, *argv: str) -> tuple[int, list[str]]:
 
 
 def cases(tmp: Path) -> dict[str, tuple[list[str], str]]:
-    math = ["--task", "math", "--decontaminate", "false"]
+    math = ["--config", TINY_MATH, "--decontaminate", "false"]
     wrong_cols = write_jsonl(tmp / "wrong.jsonl", [{"question": "1+1?", "solution": "2"}])
     one_row = write_jsonl(tmp / "one.jsonl", [{"problem": "1+1?", "answer": "2"}])
     levels = write_jsonl(tmp / "levels.jsonl", [{"problem": f"{i}+1?", "answer": str(i + 1), "level": 1} for i in range(5)])

@@ -1,8 +1,8 @@
 """Programmatic evaluation: generate n samples per problem, grade them with the training rewards, compute metrics.
 
-Used by the `python -m eval` CLI and by the training demo (model already in memory):
+Used by the `python -m eval` CLI and by training (held-out evaluation, model already in memory):
 
-    from eval.runner import evaluate
+    from r1.evaluation import evaluate
     m = evaluate(model, tokenizer, problems, "oneshot", num_samples=4, temperature=0.6, max_new_tokens=64)
     m["avg@4"], m["maj@4"], m["pass@1"], m["format_rate"]
 
@@ -29,9 +29,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.generation import Completion, Generator, TransformersGenerator, sample_seed
-from eval.metrics import SampleResult, compute_metrics
+import torch
+from tqdm.auto import tqdm
+
 from r1.artifacts import append_jsonl, atomic_write_json, iter_jsonl, repair_jsonl
+from r1.errors import SettingsMismatchError
+from r1.generation import Completion, Generator, TransformersGenerator, sample_seed
+from r1.scoring import SampleResult, compute_metrics
 from r1.templates import Template, get_template, with_prefill
 from rewards import cluster_answers, extract_answer, format_reward, verify_batch
 
@@ -41,10 +45,6 @@ SAMPLES_FILE = "samples.jsonl"
 SETTINGS_FILE = "settings.json"
 # Settings that change the numbers: a resumed run must match all of them. (batch_size only changes float rounding.)
 PINNED = ("model", "template", "num_samples", "temperature", "top_p", "max_new_tokens", "seed", "backend", "dtype")
-
-
-class SettingsMismatchError(ValueError):
-    """An output folder holds samples made with other settings; the message says which and what to do."""
 
 
 def run_settings(
@@ -171,8 +171,6 @@ def _problem_keys(problems: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _as_generator(model: Any, tokenizer: Any) -> Generator:
-    import torch
-
     if isinstance(model, torch.nn.Module):
         return TransformersGenerator(model, tokenizer)
     return model  # already a Generator (e.g. the CLI's VLLMGenerator)
@@ -218,17 +216,9 @@ def evaluate(
     if not problems:
         raise ValueError(f"benchmark {benchmark!r} has no problems")
     gen = _as_generator(model, tokenizer)
-    tmpl = get_template(template)
     settings = run_settings(
-        model=model_id or _model_id(model),
-        template=template,
-        num_samples=num_samples,
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        backend=gen.name,
-        dtype=dtype or _model_dtype(model),
+        model=model_id or _model_id(model), template=template, num_samples=num_samples, temperature=temperature,
+        top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, backend=gen.name, dtype=dtype or _model_dtype(model),
         batch_size=batch_size,
     )
     validate_settings(settings)
@@ -236,80 +226,103 @@ def evaluate(
         logger.warning("temperature 0 is greedy: all %d samples of a problem will be identical", num_samples)
     data_sha256 = data_sha256 or problems_sha256(problems)
     keys = _problem_keys(problems)
-    key_set = set(keys)
-
-    done: dict[tuple[str, int], dict[str, Any]] = {}
-    samples_path = None
-    if output_dir is not None:
-        out = Path(output_dir)
-        check_output_dir(out, settings, benchmark, data_sha256, resume=resume)
-        out.mkdir(parents=True, exist_ok=True)
-        samples_path = out / SAMPLES_FILE
-        if repair_jsonl(samples_path):
-            logger.warning("dropped a torn last line from %s (the previous run was killed mid-write)", samples_path)
-        _record_settings(out, settings, benchmark, data_sha256)
-        for r in iter_jsonl(samples_path):
-            k = (str(r.get("id")), int(r.get("sample_index", -1)))
-            if r.get("benchmark") == benchmark and k[0] in key_set and 0 <= k[1] < num_samples:
-                done.setdefault(k, r)
-        if done:
-            logger.info("%s: resuming, %d of %d samples already in %s", benchmark, len(done), len(keys) * num_samples, samples_path)
-
-    prompts = [tmpl.render(str(p["problem"]), tokenizer) for p in problems]
-    pairs = [(i, j) for i in range(len(problems)) for j in range(num_samples)]
-    plan = [pairs[s : s + batch_size] for s in range(0, len(pairs), batch_size)]
-    remaining = {keys[i]: sum((keys[i], j) not in done for j in range(num_samples)) for i in range(len(problems))}
-
-    bar = _progress(benchmark, len(problems), sum(v == 0 for v in remaining.values()), progress)
-    start, new_tokens = time.time(), 0
-    try:
-        for batch in plan:
-            if all((keys[i], j) in done for i, j in batch):
-                continue
-            completions: list[Completion] = gen.generate(
-                [prompts[i] for i, _ in batch],
-                [sample_seed(seed, keys[i], j) for i, j in batch],
-                temperature=temperature,
-                top_p=top_p,
-                max_new_tokens=max_new_tokens,
-            )
-            grades = grade([c.text for c in completions], [problems[i]["answer"] for i, _ in batch], tmpl)
-            records = []
-            for (i, j), c, g in zip(batch, completions, grades, strict=True):
-                if (keys[i], j) in done:  # regenerated only to repeat the batch shape; keep the stored sample
-                    continue
-                rec = {
-                    "benchmark": benchmark,
-                    "id": keys[i],
-                    "sample_index": j,
-                    "completion": c.text,
-                    "answer": g["answer"],
-                    "reference": str(problems[i]["answer"]),
-                    "correct": g["correct"],
-                    "format": g["format"],
-                    "tokens": c.tokens,
-                    "truncated": c.truncated,
-                }
-                records.append(rec)
-                done[(keys[i], j)] = rec
-                remaining[keys[i]] -= 1
-                new_tokens += c.tokens
-                bar.update(int(remaining[keys[i]] == 0))
-            if samples_path is not None:
-                append_jsonl(samples_path, records)
-            bar.set_postfix_str(f"{new_tokens / max(time.time() - start, 1e-9):.0f} tok/s", refresh=True)
-    finally:
-        bar.close()
-    wall = time.time() - start
-
-    results = [[_as_result(done[(k, j)]) for j in range(num_samples)] for k in keys]
+    store = _SampleStore(output_dir, settings, benchmark, data_sha256, keys, resume)
+    start = time.time()
+    new_tokens = _generate_missing(gen, tokenizer, problems, keys, get_template(template), settings, store, benchmark, progress)
+    results = [[_as_result(store.done[(k, j)]) for j in range(num_samples)] for k in keys]
     metrics = compute_metrics(results, cluster_answers)
-    metrics["unusable_references"] = sum(done[(k, 0)]["correct"] is None for k in keys)
-    metrics["wall_time_s"] = wall
+    metrics["unusable_references"] = sum(store.done[(k, 0)]["correct"] is None for k in keys)
+    metrics["wall_time_s"] = time.time() - start
     metrics["tokens_generated_this_run"] = new_tokens
     metrics["data_sha256"] = data_sha256
     metrics["settings"] = settings
     return metrics
+
+
+class _SampleStore:
+    """The graded samples of one benchmark: those already in `output_dir/samples.jsonl` (resume) plus new ones,
+    appended as each batch finishes. Without an output_dir it only keeps them in memory."""
+
+    def __init__(self, output_dir: str | Path | None, settings: dict[str, Any], benchmark: str, data_sha256: str,
+                 keys: list[str], resume: bool):
+        self.done: dict[tuple[str, int], dict[str, Any]] = {}
+        self.path: Path | None = None
+        if output_dir is None:
+            return
+        out = Path(output_dir)
+        check_output_dir(out, settings, benchmark, data_sha256, resume=resume)
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = out / SAMPLES_FILE
+        if repair_jsonl(self.path):
+            logger.warning("dropped a torn last line from %s (the previous run was killed mid-write)", self.path)
+        _record_settings(out, settings, benchmark, data_sha256)
+        key_set, n = set(keys), settings["num_samples"]
+        for r in iter_jsonl(self.path):
+            k = (str(r.get("id")), int(r.get("sample_index", -1)))
+            if r.get("benchmark") == benchmark and k[0] in key_set and 0 <= k[1] < n:
+                self.done.setdefault(k, r)
+        if self.done:
+            logger.info("%s: resuming, %d of %d samples already in %s", benchmark, len(self.done), len(keys) * n, self.path)
+
+    def add(self, records: list[dict[str, Any]]) -> None:
+        for rec in records:
+            self.done[(rec["id"], rec["sample_index"])] = rec
+        if self.path is not None:
+            append_jsonl(self.path, records)
+
+
+def _generate_missing(
+    gen: Generator, tokenizer: Any, problems: Sequence[dict[str, Any]], keys: list[str], tmpl: Template,
+    settings: dict[str, Any], store: _SampleStore, benchmark: str, progress: bool,
+) -> int:
+    """Generate and grade every (problem, sample) not in `store`, batch by batch; returns the new tokens.
+
+    The batch plan is a fixed function of the problem list and batch size; a batch with any missing sample is
+    regenerated whole (same shapes as an uninterrupted run) and only its missing samples are stored."""
+    n, size = settings["num_samples"], settings["batch_size"]
+    prompts = [tmpl.render(str(p["problem"]), tokenizer) for p in problems]
+    pairs = [(i, j) for i in range(len(problems)) for j in range(n)]
+    remaining = {keys[i]: sum((keys[i], j) not in store.done for j in range(n)) for i in range(len(problems))}
+    bar = _progress(benchmark, len(problems), sum(v == 0 for v in remaining.values()), progress)
+    start, new_tokens = time.time(), 0
+    try:
+        for batch in (pairs[s : s + size] for s in range(0, len(pairs), size)):
+            if all((keys[i], j) in store.done for i, j in batch):
+                continue
+            completions: list[Completion] = gen.generate(
+                [prompts[i] for i, _ in batch], [sample_seed(settings["seed"], keys[i], j) for i, j in batch],
+                temperature=settings["temperature"], top_p=settings["top_p"], max_new_tokens=settings["max_new_tokens"],
+            )
+            grades = grade([c.text for c in completions], [problems[i]["answer"] for i, _ in batch], tmpl)
+            records = [
+                _sample_record(benchmark, keys[i], j, problems[i], c, g)
+                for (i, j), c, g in zip(batch, completions, grades, strict=True)
+                if (keys[i], j) not in store.done  # regenerated only to repeat the batch shape: keep the stored one
+            ]
+            store.add(records)
+            for rec in records:
+                remaining[rec["id"]] -= 1
+                new_tokens += rec["tokens"]
+                bar.update(int(remaining[rec["id"]] == 0))
+            bar.set_postfix_str(f"{new_tokens / max(time.time() - start, 1e-9):.0f} tok/s", refresh=True)
+    finally:
+        bar.close()
+    return new_tokens
+
+
+def _sample_record(benchmark: str, key: str, j: int, problem: dict[str, Any], c: Completion, g: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "benchmark": benchmark,
+        "id": key,
+        "sample_index": j,
+        "completion": c.text,
+        "answer": g["answer"],
+        "reference": str(problem["answer"]),
+        "correct": g["correct"],
+        "format": g["format"],
+        "tokens": c.tokens,
+        "truncated": c.truncated,
+    }
 
 
 def _as_result(r: dict[str, Any]) -> SampleResult:
@@ -324,6 +337,4 @@ def _as_result(r: dict[str, Any]) -> SampleResult:
 
 
 def _progress(desc: str, total: int, initial: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, initial=initial, desc=desc, unit="problem", disable=not enabled, dynamic_ncols=True)

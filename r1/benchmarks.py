@@ -8,7 +8,6 @@ any model is loaded. No torch here: eval validates its inputs in a fraction of a
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -17,15 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from r1.artifacts import read_records
+from r1.errors import BenchmarkError, DatasetError, first_line
+from r1.hub import DATA_FILE_SUFFIXES, OFFLINE_VARIABLES, hub_cached, is_offline, looks_like_path
+from rewards.registry import did_you_mean
+
 logger = logging.getLogger(__name__)
-
-FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
-_TRUE = {"1", "true", "yes", "on"}
-
-
-class BenchmarkError(ValueError):
-    """Bad benchmark input; the message is one line saying what is wrong and how to fix it."""
-
 
 def gsm8k_answer(answer: Any) -> str:
     """GSM8K's answer field is a worked solution ending in `#### 72`; keep the number (idempotent)."""
@@ -114,12 +110,6 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
-def is_offline() -> bool:
-    return any(
-        os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    )
-
-
 def default_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
     """`data_dir` if given, else `$R1_DATA_DIR`, else None."""
     value = data_dir if data_dir is not None else os.environ.get("R1_DATA_DIR")
@@ -127,7 +117,7 @@ def default_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
 
 
 def _looks_like_file(name: str) -> bool:
-    return name.lower().endswith(FILE_SUFFIXES) or "/" in name or os.sep in name or Path(name).exists()
+    return looks_like_path(name) or "/" in name or os.sep in name or Path(name).exists()
 
 
 def resolve_benchmark(name_or_path: str, data_dir: str | os.PathLike | None = None) -> tuple[Benchmark, str]:
@@ -142,11 +132,11 @@ def resolve_benchmark(name_or_path: str, data_dir: str | os.PathLike | None = No
         folder = default_data_dir(data_dir)
         if folder is not None and bench.local_file and (folder / bench.local_file).is_file():
             return bench, str((folder / bench.local_file).resolve())
-        if bench.hub_id is None or (is_offline() and not _hub_dataset_cached(bench.hub_id)):
+        if bench.hub_id is None or (is_offline() and not hub_cached(bench.hub_id, "dataset")):
             where = f"{bench.local_file} not found in {folder}" if folder is not None else "no data dir set"
             raise BenchmarkError(
                 f"benchmark {name!r} needs a local file offline ({where}); pass --data-dir DIR (or set R1_DATA_DIR) "
-                f"to a folder containing {bench.local_file}, or unset HF_HUB_OFFLINE/HF_DATASETS_OFFLINE to load {bench.hub_id}"
+                f"to a folder containing {bench.local_file}, or unset {'/'.join(OFFLINE_VARIABLES)} to load {bench.hub_id}"
             )
         return bench, bench.hub_id
     if _looks_like_file(name):
@@ -155,58 +145,16 @@ def resolve_benchmark(name_or_path: str, data_dir: str | os.PathLike | None = No
             raise BenchmarkError(
                 f"benchmark file {name!r} does not exist; pass an existing .jsonl/.json/.parquet file"
             )
-        if path.suffix.lower() not in FILE_SUFFIXES:
+        if path.suffix.lower() not in DATA_FILE_SUFFIXES:
             raise BenchmarkError(
                 f"benchmark file {name!r} has an unsupported type; use .jsonl, .json or .parquet"
             )
         stem = path.name[: -len(path.suffix)]
         return Benchmark(name=stem, local_file=str(path.resolve()), hub_id=None), str(path.resolve())
     raise BenchmarkError(
-        f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)} or pass a .jsonl/.json/.parquet file with problem and answer columns"
+        f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}; choose from {', '.join(BENCHMARKS)} or pass a "
+        ".jsonl/.json/.parquet file with problem and answer columns"
     )
-
-
-def _hub_dataset_cached(hub_id: str) -> bool:
-    """Whether the hub cache holds a copy of the dataset repo (then datasets can load it offline)."""
-    try:
-        from huggingface_hub import constants
-    except ImportError:  # pragma: no cover
-        return False
-    folder = Path(constants.HF_HUB_CACHE) / ("datasets--" + hub_id.replace("/", "--"))
-    return (folder / "snapshots").is_dir() and any((folder / "snapshots").iterdir())
-
-
-def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read a .jsonl / .json (a list, or {"data": [...]}) / .parquet file into a list of dicts."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".jsonl":
-            rows = []
-            with open(path, encoding="utf-8") as f:
-                for lineno, line in enumerate(f, 1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except ValueError as e:
-                            raise BenchmarkError(
-                                f"{path}: line {lineno} is not valid JSON ({e.msg})"
-                            ) from None
-            return rows
-        if suffix == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and isinstance(data.get("data"), list):
-                data = data["data"]
-            if not isinstance(data, list):
-                raise BenchmarkError(f'{path}: expected a JSON list of records (or {{"data": [...]}})')
-            return data
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            return pq.read_table(path).to_pylist()
-    except (OSError, UnicodeDecodeError) as e:
-        raise BenchmarkError(f"cannot read {path}: {e}") from None
-    raise BenchmarkError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json or .parquet")
 
 
 def load_benchmark(
@@ -218,7 +166,10 @@ def load_benchmark(
         rows = _load_hub(bench)
         where = f"hub dataset {bench.hub_id}"
     else:
-        rows = read_records(source)
+        try:
+            rows = read_records(source)
+        except DatasetError as e:
+            raise BenchmarkError(str(e)) from None
         where = f"benchmark file {source}"
     if not rows:
         raise BenchmarkError(f"{where} is empty (0 problems)")
@@ -251,13 +202,13 @@ def _pick_column(columns: list[str], preferred: str, fallback: str, where: str) 
 
 
 def _load_hub(bench: Benchmark) -> list[dict[str, Any]]:
-    try:
-        import datasets
+    import datasets  # local: the CLI checks benchmark names and files before paying for this import
 
+    try:
         ds = datasets.load_dataset(bench.hub_id, bench.hub_config, split=bench.split)
     except Exception as e:  # network, auth, missing split: one line, not a traceback
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BenchmarkError(
-            f"cannot load hub dataset {bench.hub_id} for {bench.name!r} ({first}); pass --data-dir DIR with {bench.local_file} instead"
+            f"cannot load hub dataset {bench.hub_id} for {bench.name!r} ({first_line(e)}); pass --data-dir DIR with "
+            f"{bench.local_file} instead"
         ) from None
     return ds.to_list()

@@ -15,6 +15,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import torch
+from transformers import GenerationConfig, LogitsProcessorList
+
+from r1.decoding import lean_sample
+
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "transformers", "vllm")
@@ -47,8 +52,6 @@ def sample_seed(seed: int, problem_key: str, sample_index: int) -> int:
 def vllm_available() -> bool:
     if importlib.util.find_spec("vllm") is None:
         return False
-    import torch
-
     return torch.cuda.is_available()
 
 
@@ -86,16 +89,12 @@ class _PerRowSampler:
     candidates = 1024
 
     def __init__(self, seeds: list[int], temperature: float, top_p: float):
-        import torch
-
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.temperature = temperature
         self.top_p = top_p
 
     def _pick(self, probs: Any, order: Any, u: Any) -> Any:
         """Inverse-CDF draw from `probs` (one row per sample; sorted descending when `order` maps them to tokens)."""
-        import torch
-
         if self.top_p < 1.0:  # nucleus: keep tokens until their mass reaches top_p (the top token always stays)
             probs = probs * ((probs.cumsum(-1) - probs) < self.top_p)
         cdf = probs.cumsum(-1)
@@ -104,8 +103,6 @@ class _PerRowSampler:
         return pick if order is None else order.gather(-1, pick)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
         logits = scores.float() / self.temperature
         u = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in self.generators])
         u = u.to(logits.device, logits.dtype)
@@ -130,7 +127,7 @@ class TransformersGenerator:
 
     Works on a model already in memory (the training demo) and restores its train/eval mode afterwards. The model's
     own generation_config (repetition penalties, top_k, …) is ignored so numbers depend only on the eval settings.
-    The decode loop is `r1.rollout.lean_sample` (the tokens `generate`'s own loop would produce, with less overhead
+    The decode loop is `r1.decoding.lean_sample` (the tokens `generate`'s own loop would produce, with less overhead
     per token); `lean=False` runs transformers' loop.
     """
 
@@ -145,8 +142,6 @@ class TransformersGenerator:
         self.pad_id = int(pad) if pad is not None else self.eos_ids[0]
 
     def _left_pad(self, prompts: list[str]) -> tuple[Any, Any]:
-        import torch
-
         ids = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]  # as TRL tokenizes text prompts
         width = max(len(x) for x in ids)
         input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
@@ -160,11 +155,6 @@ class TransformersGenerator:
     def generate(
         self, prompts: list[str], seeds: list[int], *, temperature: float, top_p: float, max_new_tokens: int
     ) -> list[Completion]:
-        import torch
-        from transformers import GenerationConfig, LogitsProcessorList
-
-        from r1.rollout import lean_sample
-
         if len(prompts) != len(seeds):
             raise ValueError("one seed per prompt")
         if not prompts:
@@ -221,7 +211,7 @@ class VLLMGenerator:
     def generate(
         self, prompts: list[str], seeds: list[int], *, temperature: float, top_p: float, max_new_tokens: int
     ) -> list[Completion]:
-        from vllm import SamplingParams
+        from vllm import SamplingParams  # lazy: optional dependency, GPU only
 
         ids = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
         params = [
