@@ -12,7 +12,8 @@ Answer policies (`ANSWER_POLICIES`), chosen per call with `policy=` (`accuracy_r
   1. the last `<answer>…</answer>` block after the last `</think>` (inside it: the box rule, else its content);
   2. the final `\\boxed{}` answer after `</think>` (or in the whole text when there is no `</think>`);
   3. an explicit statement in the text after `</think>`: the last "the answer is X", "Final Answer: X",
-     "Answer: X" or GSM8K's "#### X" (X: the math right after it, else the rest of that sentence);
+     "Answer: X" or GSM8K's "#### X" (X: the math right after it, else the rest of that sentence); else a final
+     sentence that concludes with the result ("Therefore, the total is $19$.": `concluded_answer`);
   4. the text after `</think>` when it is itself a short bare answer (one line, at most 80 characters, no tags,
      at most one plain word, or a number followed by unit words: "5", "x = 3", "\\frac{1}{2}", "18 dollars");
   5. the final `\\boxed{}` answer inside the closed reasoning (a model that boxed its result and stopped).
@@ -62,6 +63,15 @@ _STATEMENT_RE = re.compile(
     re.IGNORECASE,
 )
 _TAG_RE = re.compile(r"</?(?:think|answer)>")
+# A final sentence that concludes with the result: "Therefore, the total is $19$." / "So the sum is 42 apples."
+_CONCLUSION_RE = re.compile(
+    r"(?:^|(?<=[.!?:\n]))\s*(?:\*\*)?(?:so|thus|therefore|hence|in\s+conclusion|in\s+total|altogether|finally|overall)\b,?"
+    r"(?:[^.\n$]{0,200}?(?P<math>\$[^$]{1,200}\$|\\\((?:(?!\\\)).){1,200}\\\)|\\\[(?:(?!\\\]).){1,200}\\\])"
+    r"|[^.\n]{0,200}?(?:\b(?:is|are|equals|equal\s+to|be)\b|=)\s*:?\s*"
+    r"(?P<number>-?\d[\d,]*(?:\.\d+)?(?:\s*\\?%|(?:\s+[A-Za-z]+){0,3})))"
+    r"\s*(?:\*\*)?\s*[.!]?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
 _MATH_OPEN = {"$$": "$$", "$": "$", "\\[": "\\]", "\\(": "\\)"}
 _SENTENCE_END_RE = re.compile(r"\n|\.(?=\s|$)|(?<=[^\d\s])\.(?=[A-Z])")
 _PLAIN_WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
@@ -245,6 +255,26 @@ def stated_answer(text: str) -> str | None:
     return value
 
 
+def concluded_answer(text: str) -> str | None:
+    """The result a text's final sentence concludes with ("Therefore, the total is $19$."), or None.
+
+    Only the very end of the text counts, and only a sentence that opens with a conclusion word (so, thus,
+    therefore, hence, in conclusion, in total, altogether, finally, overall) and ends with its only math span
+    (`$…$`, `\\(…\\)`, `\\[…\\]`: "Thus $x = 4$.") or with "is/are/equals/= N", N a number with at most three
+    unit words ("In total, there are 42 apples.").
+    """
+    tail = text[-800:]
+    m = _CONCLUSION_RE.search(tail)
+    if m is None:
+        return None
+    value = (m.group("math") or m.group("number")).strip()
+    for opener, closer in (("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if value.startswith(opener) and value.endswith(closer) and len(value) > len(opener) + len(closer):
+            value = value[len(opener) : -len(closer)]
+            break
+    return value.strip().rstrip(".,;").strip() or None
+
+
 def is_bare_answer(text: str) -> bool:
     """Text that is itself an answer: one short line, no tags, at most one plain word or a number with unit words."""
     text = text.strip()
@@ -277,7 +307,7 @@ def extract_answer(text: Any, policy: str = DEFAULT_POLICY) -> str:
             return _block_answer(block)
         if block is not None:
             return _block_answer(block)
-        for found in (final_boxed(post), stated_answer(post)):
+        for found in (final_boxed(post), stated_answer(post), concluded_answer(post)):
             if found is not None and found.strip():
                 return found.strip()
         if is_bare_answer(post):
@@ -334,6 +364,7 @@ def _is_solution(text: str) -> bool:
     return "\n" in text or len(_SENTENCE_END_RE.findall(text)) >= 1
 
 
+_CURRENCY_RE = re.compile(r"(?<![\\\w$])\$\d[\d,]*(?:\.\d+)?(?![\d$])")  # $18.00, not $19$
 _CALCULATOR_RE = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: <<48/2=24>>
 _NUMBER_RE = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
 
@@ -355,7 +386,9 @@ def _last_stated_number(text: str) -> str | None:
 
 
 def _last_stated_math(text: str) -> str | None:
-    """The last math in the final sentence that has any, right-hand side of its last `=` (a solution's result)."""
+    """The last math of a solution, right-hand side of its last `=`. None where `$` marks money ("$18.00")."""
+    if _CURRENCY_RE.search(text):
+        return None
     last = None
     for m in _LAST_MATH_RE.finditer(text):
         last = m

@@ -9,6 +9,7 @@ factored, set order, degrees, units, leading zeros, intervals, matrices, `x=3` =
 - both strings are graded as the content of a `\\boxed{}` (so `1,2` is a set and `x+5` is an expression, not "5");
   a prediction that reads as prose ("The answer is 5") is instead searched the way math-verify searches text;
 - a number followed only by words ("18 dollars") is graded as the number, a percentage as the number before `%`;
+  a whole answer in bold (`\\textbf{(073)}`, `\\mathbf{5}`) is graded as its content;
 - thousands separators: digits grouped by three with a space, a thin or no-break space (U+2009, U+202F, U+00A0),
   `\\,`, `\\ `, `\\;`, `\\!`, `~` or `{,}` are one number (`1 000` = `1\\,000` = `1000`; math-verify already
   reads `1,000` and `10,\\!080`); a group must have exactly three digits and the number must not follow `^`/`_`
@@ -51,6 +52,7 @@ _NUMBER_THEN_WORDS_RE = re.compile(
 _BASE_NUMBER_RE = re.compile(r"\s*([0-9A-Za-z]+)_\{?(\d{1,2})\}?\s*")
 _PERCENT_RE = re.compile(r"\s*\\?%$")
 _MATH_WORDS = frozenset("sin cos tan cot sec csc log ln exp sqrt mod pmod pi and or".split())
+_BOLD_RE = re.compile(r"\\(?:textbf|mathbf|boldsymbol|bm)\s*\{([^{}]*)\}")
 _THOUSANDS_SEP = r"(?:\\[,;! ]|~|\{,\}|[ \u2009\u202f\u00a0])"
 _THOUSANDS_RE = re.compile(
     r"(?<![\w^_.,\\])(?<!\^\{)(?<!_\{)(\d{1,3})((?:" + _THOUSANDS_SEP + r"\d{3})+)(?![\d])"
@@ -76,6 +78,9 @@ def _clean(answer: str) -> str:
         answer = answer[2:-2].strip()
     while answer and answer[-1] in ".;:,":
         answer = answer[:-1].rstrip()
+    bold = _BOLD_RE.fullmatch(answer)
+    if bold:  # \textbf{(073)}: emphasis, not part of the answer
+        answer = bold.group(1).strip()
     answer = _numbers_plain(answer)
     # A percentage is compared as the number before the sign (math-verify's own handling accepts 50% = 50 but
     # not 12.5% = 12.5).

@@ -10,7 +10,10 @@ Answers that parse but are costly to verify are decided here too, instead of eac
 - `too_complex` (either side; a reference that fails it is unusable): besides length, nesting, huge powers and
   factorials, a binomial coefficient of a number above `MAX_BINOMIAL` (`\\binom{10^6}{5\\cdot10^5}`), a Gamma of a
   number above `MAX_FACTORIAL`, and a power of a sum of several symbols whose expansion has more than
-  `MAX_EXPANSION_TERMS` terms (`(x+y+z)^{100}`);
+  `MAX_EXPANSION_TERMS` terms (`(x+y+z)^{100}`), transcendental functions nested deeper than
+  `MAX_FUNCTION_NESTING` (`\\tan(\\tan(\\tan(\\tan(\\tan(1)))))`), a root, trig, log or decimal next to a
+  numeric power of more than `MAX_IRRATIONAL_DIGITS` digits (`\\sin(10^{99999})`), and towers of `e` and `\\pi`
+  (`e^{e^{e^{e}}}`) like towers of digits;
 - `unevaluated` (prediction against reference): a prediction that still holds an integral, a sum, a product, a
   limit or a derivative that the reference does not hold is not a final answer (`\\int_0^1 x^{x^{x^x}} dx`,
   `\\sum_{n=1}^\\infty n^{n^{n^n}}`, and also the restated question `\\sum_{k=1}^{100} k` for "compute the sum"):
@@ -29,6 +32,8 @@ MAX_RESULT_DIGITS = 100_000  # a numeric power with more digits than this is not
 MAX_EXPONENT = 1_000_000  # x^{10^7} is not an answer either, whatever x is
 MAX_FACTORIAL = 10_000
 MAX_BINOMIAL = 20_000  # \binom{20000}{10000} takes 20 ms, \binom{10^6}{5*10^5} seconds
+MAX_FUNCTION_NESTING = 3  # \tan(\tan(\tan(\tan(1)))) takes 0.5 s to compare, one level more seconds
+MAX_IRRATIONAL_DIGITS = 20_000  # \sin(10^{20000}) takes 0.07 s, \sin(10^{99999}) 2 s
 MAX_EXPANSION_TERMS = 2_000  # (x+y+z)^{30} has 496 terms and takes 0.7 s to compare; (x+y+z)^{100} minutes
 
 # C0 controls except tab/newline/CR, DEL, C1 controls, and UTF-16 surrogates (a lone one cannot even be encoded).
@@ -36,11 +41,15 @@ _BAD_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _POWER_RE = re.compile(r"\^|\*\*")
 _DIGITS_BEFORE_RE = re.compile(r"(\d+)\s*[)}]*\s*$")
 _LATEX_WORD_RE = re.compile(r"\\[A-Za-z]+")
-_TOWER_RE = re.compile(r"\d+(?:(?:\^|\*\*)\d+)*")
+_TOWER_RE = re.compile(r"(?:\d+|e|p)(?:(?:\^|\*\*)(?:\d+|e|p))*")  # e and \pi (as "p") are numbers too
 _CHAIN_RE = re.compile(r"\d+(?:\s*(?:\^|\*\*)\s*[{(]?\s*\d+[\s)}]*)*")
 _FACTORIAL_RE = re.compile(r"(\d+)\s*!")
 _GROUP_FACTORIAL_RE = re.compile(r"[)}\]]\s*!")
 _BINOMIAL_RE = re.compile(r"\\[dt]?binom\s*\{?\s*(\d+)|\{?\s*(\d+)\s*\\choose\b|\bC\s*\(\s*(\d+)\s*,|C_\{?(\d+)\}?\^")
+_FUNCTION_RE = re.compile(
+    r"\\(?:a?(?:rc)?(?:sin|cos|tan|cot|sec|csc)h?|log|ln|lg|exp|operatorname\s*\{[A-Za-z]+\})(?![A-Za-z])"
+)
+_IRRATIONAL_OP_RE = re.compile(r"\\(?:sqrt|a?(?:rc)?(?:sin|cos|tan|cot|sec|csc)h?|log|ln|lg|exp)(?![A-Za-z])|\d\.\d")
 _GAMMA_RE = re.compile(r"\\Gamma\s*(?:\\left)?\s*[({]\s*(\d+)")
 _GROUP_POWER_RE = re.compile(r"\)\s*\^\s*\{?\s*(\d+)")
 _SYMBOL_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z](?![A-Za-z])")
@@ -73,7 +82,55 @@ def too_complex(answer: str) -> str | None:
         return "Gamma of a huge number"
     if "^" in answer and _huge_expansion(answer):
         return "power of a sum with too many terms"
+    if "\\" in answer and _function_nesting(answer) > MAX_FUNCTION_NESTING:
+        return f"functions nested deeper than {MAX_FUNCTION_NESTING}"
+    if "^" in answer and _IRRATIONAL_OP_RE.search(answer) and _power_digits(answer) > MAX_IRRATIONAL_DIGITS:
+        return "irrational function of a huge power"
     return None
+
+
+def _function_nesting(text: str) -> int:
+    """How deeply transcendental functions are applied inside one another (`\\tan(\\tan(1))`: 2)."""
+    calls = list(_FUNCTION_RE.finditer(text))
+    if len(calls) <= MAX_FUNCTION_NESTING:
+        return len(calls)
+    spans = []
+    for call in calls:  # a function's argument: the bracket group after it, else the next token
+        start = call.end()
+        while start < len(text) and text[start] in " ^_{}0123456789" and text[start] not in "({[":
+            start += 1
+        end = _group_end(text, start) if start < len(text) and text[start] in "({[" else start + 1
+        spans.append((call.start(), end))
+    best = 0
+    for start, _ in spans:
+        best = max(best, sum(1 for s, e in spans if s <= start < e))
+    return best
+
+
+def _group_end(text: str, start: int) -> int:
+    opener = text[start]
+    closer = {"(": ")", "{": "}", "[": "]"}[opener]
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == opener:
+            depth += 1
+        elif text[i] == closer:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return len(text)
+
+
+def _power_digits(text: str) -> float:
+    """The most digits any numeric power in `text` has (`10^{5000}`: 5001)."""
+    most = 0.0
+    for m in _POWER_RE.finditer(text):
+        log_exp = _log10_tower(_exponent_text(text, m.end()))
+        base = _DIGITS_BEFORE_RE.search(text, 0, m.start())
+        if log_exp is None or not base or base.group(1).lstrip("0") in ("", "1") or log_exp > 300:
+            continue
+        most = max(most, 10**log_exp * math.log10(int(base.group(1)[:300])))
+    return most
 
 
 def _operators(text: str) -> set[str]:
@@ -156,12 +213,24 @@ def _exponent_text(text: str, start: int) -> str:
     return m.group() if m else text[start : start + 1]
 
 
+_PI_RE = re.compile(r"\\pi(?![A-Za-z])")
+
+
+def _tower_number(part: str) -> float:
+    if part == "e":
+        return math.e
+    if part == "p":
+        return math.pi
+    return int(part) if len(part) < 300 else 10**300
+
+
 def _log10_tower(text: str) -> float | None:
-    """log10 of a purely numeric power tower like `9^{9^9}` (braces/parens/spaces ignored), else None."""
-    flat = re.sub(r"[{}()\s]", "", text).lstrip("+-")  # 3^{-10^9} costs as much as 3^{10^9}
+    """log10 of a purely numeric power tower like `9^{9^9}` or `e^{e^{e}}` (braces/parens/spaces ignored), else
+    None."""
+    flat = re.sub(r"[{}()\s]", "", _PI_RE.sub("p", text)).lstrip("+-")  # 3^{-10^9} costs as much as 3^{10^9}
     if not _TOWER_RE.fullmatch(flat):
         return None
-    parts = [int(p) if len(p) < 300 else 10**300 for p in re.split(r"\^|\*\*", flat)]
+    parts = [_tower_number(p) for p in re.split(r"\^|\*\*", flat)]
     log_value = math.log10(parts[-1]) if parts[-1] > 0 else -math.inf  # evaluate right to left: a^(b^(c))
     for base in reversed(parts[:-1]):
         if base in (0, 1):

@@ -190,7 +190,7 @@ def test_countdown_column_forms_and_unusable_references():
 
 
 def test_registry_names_and_errors():
-    assert set(REWARD_FUNCS) == {"accuracy", "format", "tag_count", "countdown"}
+    assert set(REWARD_FUNCS) == {"accuracy", "format", "tag_count", "countdown", "code"}  # code: rewards.code
     assert get_reward_funcs(["accuracy", "format"]) == [accuracy_reward, format_reward]
     assert get_reward_funcs("accuracy, tag_count") == [accuracy_reward, tag_count_reward]
     assert get_reward_funcs(["Countdown_reward"]) == [countdown_reward]
