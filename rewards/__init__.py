@@ -5,6 +5,7 @@ completion; completions are strings or chat-message lists; unknown keyword argum
 """
 
 from rewards.accuracy import accuracy_reward
+from rewards.code import code_reward, extract_program, score_programs
 from rewards.countdown import countdown_reward
 from rewards.extract import ANSWER_POLICIES, completion_text, extract_answer, reference_answer
 from rewards.formatting import format_reward, tag_count_reward
@@ -17,12 +18,15 @@ __all__ = [
     "accuracy_reward",
     "answers_equal",
     "cluster_answers",
+    "code_reward",
     "completion_text",
     "countdown_reward",
     "extract_answer",
+    "extract_program",
     "format_reward",
     "get_reward_funcs",
     "reference_answer",
+    "score_programs",
     "tag_count_reward",
     "verify_batch",
 ]

@@ -141,7 +141,7 @@ def run_programs(programs: list[str], tests: list[Any], pool: SandboxPool | None
     """
     results: list[RunResult | None] = [None] * len(programs)
     jobs, where = [], []
-    for i, (program, t) in enumerate(zip(programs, tests)):
+    for i, (program, t) in enumerate(zip(programs, tests, strict=True)):
         parsed = parse_tests(t)
         if parsed is None:
             continue
@@ -153,7 +153,7 @@ def run_programs(programs: list[str], tests: list[Any], pool: SandboxPool | None
         where.append(i)
     if jobs:
         pool = pool or default_pool()
-        for i, r in zip(where, pool.run_many(jobs)):
+        for i, r in zip(where, pool.run_many(jobs), strict=True):
             results[i] = r
     return results
 
@@ -177,7 +177,7 @@ def code_reward(completions: list[Any], tests: Any = None, fraction: bool = Fals
             return [None] * n
         programs = [extract_program(c) for c in completions]
         rewards = score_programs(programs, per, fraction=fraction)
-        failed = sum(r is None for r, t in zip(rewards, per) if parse_tests(t) is not None)
+        failed = sum(r is None for r, t in zip(rewards, per, strict=True) if parse_tests(t) is not None)
         if failed:
             logger.error("code_reward: the sandbox failed on %d of %d programs; scoring them None", failed, n)
         return rewards

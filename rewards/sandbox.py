@@ -61,7 +61,7 @@ Isolation (root, the CI case; all verified by tests/test_code_sandbox.py)
 | environment | the zygote starts with an empty environment; C gets only HOME/TMPDIR (its work dir), PATH and LANG |
 | huge ints | `sys.set_int_max_str_digits(4300)` in C and T; JSON frames capped in size |
 | kernel attack surface | seccomp filter in C (x86-64, aarch64): EPERM for namespace/mount/ptrace/bpf/keyctl/module/perf/ userfaultfd syscalls, `clone` with namespace flags, and sockets other than AF_UNIX; `clone3` and `io_uring_setup` ENOSYS |
-| parent death | PR_SET_PDEATHSIG on the zygote, the launcher and both children: a killed caller leaves nothing behind |
+| parent death | the zygote exits at EOF on its control pipe (the caller died or closed the pool); PR_SET_PDEATHSIG on the launcher and both children: a killed caller leaves nothing behind |
 
 Fallbacks (logged once; `SandboxPool.isolation` says which mechanisms are active)
 ---------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -853,8 +853,11 @@ def _setup_zygote(cfg: dict) -> dict:
 
 
 def _zygote_main() -> None:
-    """Fork server: reads jobs on fd 0, forks a launcher per job; the launcher writes the result on fd 1."""
-    _die_with_parent()
+    """Fork server: reads jobs on fd 0, forks a launcher per job; the launcher writes the result on fd 1.
+
+    It exits when fd 0 reaches EOF, i.e. when the caller closes the pool or dies (not PR_SET_PDEATHSIG: that
+    follows the *thread* that started us, and pools start fork servers from short-lived worker threads).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(sys, "set_int_max_str_digits"):
         sys.set_int_max_str_digits(INT_DIGITS)
@@ -1355,6 +1358,14 @@ class SandboxPool:
             except SandboxUnavailable as e:
                 return RunResult([False] * len(job.tests), "sandbox_error", str(e))
             reply = z.run(job.program, list(job.tests), job.mode, lim)
+            if reply is None and not z.alive():  # it had died before or while taking the job: once more
+                z.kill()
+                self._zygotes[slot] = None
+                try:
+                    z = self._get(slot)
+                except SandboxUnavailable as e:
+                    return RunResult([False] * len(job.tests), "sandbox_error", str(e))
+                reply = z.run(job.program, list(job.tests), job.mode, lim)
             if reply is None or not isinstance(reply, dict) or "status" not in reply:
                 z.kill()
                 self._zygotes[slot] = None

@@ -164,7 +164,7 @@ def hostile(pool, world):
     names = list(attacks)
     t = time.monotonic()
     results = pool.run_many([Job(*attacks[n]) for n in names])
-    return {"results": dict(zip(names, results)), "seconds": time.monotonic() - t, "attacks": attacks}
+    return {"results": dict(zip(names, results, strict=True)), "seconds": time.monotonic() - t, "attacks": attacks}
 
 
 def test_isolation_mechanisms_active_as_root(pool):
@@ -271,7 +271,7 @@ def test_correct_programs_pass(pool):
         Job("def f(x):\n    return type(x)\n", ["assert f(1) is int", "assert f('') == str"]),
     ]
     results = pool.run_many(jobs)
-    for job, r in zip(jobs, results):
+    for job, r in zip(jobs, results, strict=True):
         assert r.all_passed, (job.program, r)
 
 
@@ -289,3 +289,36 @@ def test_fraction_and_partial_results(pool):
 def test_code_reward_on_hostile_completions():
     completions = ["```python\nimport os\nos._exit(0)\n```", "```python\ndef f(x):\n    return x + 1\n```"]
     assert code_reward(completions, tests=[["assert f(1) == 2"]] * 2) == [0.0, 1.0]
+
+
+def test_killed_caller_leaves_nothing_behind():
+    """SIGKILL the process that owns a busy pool: its fork servers, launchers and programs all go away."""
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    script = (
+        f"import sys, threading; sys.path.insert(0, {str(root)!r})\n"
+        "from rewards.sandbox import Job, Limits, SandboxPool\n"
+        "p = SandboxPool(workers=2, limits=Limits(wall_s=3.0, cpu_s=2.0))\n"
+        "p.run('x = 1', ['assert x == 1'])\n"
+        "job = Job('import os, time\\nos.fork()\\ntime.sleep(100)', ['assert 1'])\n"
+        "threading.Thread(target=p.run_many, args=([job, job],), daemon=True).start()\n"
+        "import time; time.sleep(0.5)\n"
+        "print(' '.join(f'{z.proc.pid}:{z.info[\"uid_c\"]}:{z.info[\"uid_t\"]}' for z in p._zygotes if z), flush=True)\n"
+        "time.sleep(100)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().split()
+    assert line, "the child did not start its pool"
+    zygotes = [int(x.split(":")[0]) for x in line]
+    uids = {int(u) for x in line for u in x.split(":")[1:]}
+    assert _sandbox_processes(uids), "the programs should be running"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (_sandbox_processes(uids) or any(os.path.exists(f"/proc/{z}") for z in zygotes)):
+        time.sleep(0.2)
+    assert not _sandbox_processes(uids)
+    assert not [z for z in zygotes if os.path.exists(f"/proc/{z}")]
