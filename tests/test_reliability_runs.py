@@ -31,7 +31,7 @@ ENV = {**SUBPROCESS_ENV, "PYTHONPATH": str(REPO)}
 
 LAUNCHER = r'''
 """recipes/r1_zero.py with test rewards and optional self-inflicted SIGKILL / NaN losses (env R1_TEST_*)."""
-import os, signal, sys, runpy
+import os, signal, sys
 
 import rewards.registry as registry
 
@@ -94,8 +94,9 @@ if kill_at or kill_in_save or nan_from:
 
     trainer_module.R1ZeroTrainer.__init__ = init
 
-sys.argv = [os.path.join(os.environ["R1_REPO"], "recipes", "r1_zero.py"), *sys.argv[1:]]
-runpy.run_path(sys.argv[0], run_name="__main__")
+from recipes.r1_zero import main
+
+sys.exit(main())
 '''
 
 COMMON = [

@@ -133,3 +133,24 @@ def test_fail_fast_from_the_command_line_within_10s(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: model folder"), proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert elapsed < 10, f"took {elapsed:.1f} s"
+
+
+def test_dataset_on_the_command_line_without_a_config_is_what_trains(recipe, capsys, tmp_path, no_weights):
+    """No --config and --dataset_name FILE: the demo's model and training settings on FILE (task=math), never the
+    demo's arithmetic problems; a missing file or one without an answer column stops in one line."""
+    rows = [{"problem": f"What is {i} times 7 plus one hundred and {i}?", "answer": str(8 * i + 100)} for i in range(40)]
+    data = write_jsonl(tmp_path / "mine.jsonl", rows)
+    rc = recipe.main(["--dataset_name", data, "--decontaminate", "false", "--dry_run", "--output_dir", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert f"data: 40 problems ({data})" in out
+    assert "What is 0 times 7 plus one hundred and 0?" in next(x for x in out.splitlines() if x.startswith("first prompt"))
+    assert "task='math'" in out and "model_name_or_path='embedded:smollm2-135m'" in out
+    assert "note: no --config: " in out and "task_max_operand" in out  # says what it left out of the preset
+
+    rc, err = run_main(recipe, capsys, "--dataset_name", str(tmp_path / "nope.jsonl"), "--output_dir", str(tmp_path / "p"))
+    assert rc == 2 and len(err) == 1 and "nope.jsonl" in err[0] and "does not exist" in err[0]
+    no_answer = write_jsonl(tmp_path / "noanswer.jsonl", [{"problem": "1+1?", "solution": "2"}] * 4)
+    rc, err = run_main(recipe, capsys, "--dataset_name", no_answer, "--decontaminate", "false",
+                       "--output_dir", str(tmp_path / "q"))
+    assert rc == 2 and len(err) == 1 and "has no column 'answer'" in err[0]
