@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", choices=list(DTYPE_NAMES))
     p.add_argument("--output", default="eval_output", help="folder for results.json, samples.jsonl, settings.json")
     p.add_argument("--data-dir", default=None, help="folder with the benchmark files (default: $R1_DATA_DIR, else the hub)")
+    p.add_argument("--no-stop-at-answer", action="store_true", help="let completions run on after </answer> (default: "
+                   "they end right after it when the template asks for answer tags, as in training)")
     p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing --output instead of resuming it")
     p.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from the model folder/hub")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -173,6 +175,7 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
         backend=backend,
         dtype=args.dtype,
         batch_size=batch_size,
+        stop_at_answer=not args.no_stop_at_answer,
     )
     validate_settings(settings)
     for name, b in benchmarks.items():
@@ -184,7 +187,8 @@ def _load(args: argparse.Namespace, settings: dict[str, Any]) -> tuple[Any, Any]
     path = settings["model"]
     tokenizer = load_tokenizer(path, trust_remote_code=args.trust_remote_code)
     if settings["backend"] == "vllm":
-        return VLLMGenerator(path, tokenizer, dtype=args.dtype, trust_remote_code=args.trust_remote_code), tokenizer
+        stop = get_template(settings["template"]).stop_text if settings["stop_at_answer"] else None
+        return VLLMGenerator(path, tokenizer, dtype=args.dtype, trust_remote_code=args.trust_remote_code, stop=stop), tokenizer
     device = "cuda" if torch.cuda.is_available() else None
     model = load_model(path, dtype=args.dtype, trust_remote_code=args.trust_remote_code, device=device)
     return model, tokenizer
@@ -226,6 +230,7 @@ def run(args: argparse.Namespace, prep: dict[str, Any], t0: float) -> dict[str, 
             dtype=settings["dtype"],
             data_sha256=b["data_sha256"],
             progress=not args.no_progress,
+            stop_at_answer=settings["stop_at_answer"],
         )
         m.pop("settings")
         results["benchmarks"][name] = {

@@ -31,6 +31,7 @@ from r1.models import dtype_name
 from r1.rewarding import check_reward_names
 from r1.rollout import BACKENDS as ROLLOUT_BACKENDS
 from r1.tasks import TASK_NAMES
+from r1.templates import get_template
 from rewards.registry import UnknownNameError, did_you_mean, lookup
 
 DEFAULT_REFLECTION_WORDS = (
@@ -203,6 +204,11 @@ class R1GRPOConfig(GRPOConfig):
     fast_rollout_dtype: str = field(
         default="auto", metadata={"help": "dtype of the compiled backend's weight copy (auto = bf16 on CUDA with bf16)."}
     )
+    stop_at_answer: bool = field(
+        default=True,
+        metadata={"help": "End a completion right after </answer> (with EOS: it counts as terminated) when the template "
+                  "asks for answer tags; base models otherwise write on, and the last answer block is graded."},
+    )
     cpu_retain_freed_memory: bool = field(
         default=True,
         metadata={"help": "Training on CPU: keep freed memory in the process (glibc mallopt) instead of faulting in "
@@ -294,6 +300,7 @@ ALGORITHM_FIELDS = (
     "save_steps",
     "seed",
     "use_vllm",
+    "stop_at_answer",
     "output_dir",
 )
 # Aliases, secrets and per-machine values that a saved config must not pin.
@@ -541,7 +548,7 @@ TASK_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 # Fields whose value decides whether other fields apply (see inapplicable_fields).
-APPLICABILITY_FIELDS = {"task", "task_level", "heldout_size", "dynamic_sampling", "reward_funcs", "sample_log_steps",
+APPLICABILITY_FIELDS = {"template", "task", "task_level", "heldout_size", "dynamic_sampling", "reward_funcs", "sample_log_steps",
                         "fast_rollout", "fast_rollout_backend", "use_vllm"}
 
 
@@ -562,6 +569,8 @@ def inapplicable_fields(run: RunConfig) -> dict[str, str]:
         "overlong_buffer_len": (t.overlong_buffer_len == 0 or "soft_overlong" in s.reward_funcs,
                                 "the soft_overlong reward in reward_funcs"),
         "sample_log_count": (t.sample_log_steps > 0, "sample_log_steps > 0"),
+        "stop_at_answer": (get_template(s.template).stop_text is not None and not t.use_vllm,
+                           "a template with </answer> and transformers rollouts (not use_vllm)"),
         "fast_rollout_backend": (t.fast_rollout and not t.use_vllm, "fast_rollout true and use_vllm false"),
         "fast_rollout_dtype": (t.fast_rollout and not t.use_vllm and t.fast_rollout_backend != "exact",
                                "the compiled fast_rollout_backend"),

@@ -439,3 +439,63 @@ class _DecodeLoop:
                 logger.warning("lean_sample: the direct decode step differs from %s's forward%s; using the module forward", name, detail)
             self.direct = None
         return logits
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The answer boundary: end a completion right after `</answer>`
+# --------------------------------------------------------------------------------------------------------------
+
+
+_CONTAINING: dict[tuple[int, int, str], torch.Tensor] = {}
+
+
+def _tokens_containing(tokenizer: Any, char: str) -> torch.Tensor:
+    """A bool per token id: its text contains `char` (special tokens never do). Cached per tokenizer."""
+    key = (id(tokenizer), len(tokenizer), char)
+    if key not in _CONTAINING:
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        special = set(tokenizer.all_special_ids)
+        _CONTAINING[key] = torch.tensor([
+            i not in special and p is not None and char in tokenizer.convert_tokens_to_string([p])
+            for i, p in enumerate(pieces)
+        ])
+    return _CONTAINING[key]
+
+
+class StopAfterText:
+    """A logits processor that ends a row with EOS right after its text ends in `stop` (e.g. `</answer>`).
+
+    Base models keep writing after the closing answer tag (a new "turn", a second answer that the reward would read
+    instead of the first); Oat-Zero stops generation there. As a logits processor the stop runs inside any decode
+    loop — `lean_sample` and transformers' own — and leaves a completion that *terminated* (it ends in EOS, so TRL
+    counts it as finished, not truncated, and masks nothing after it). For a row whose newest token completes `stop`,
+    every logit but EOS becomes -inf, so sampling and argmax both pick EOS (the random draws are the same either way).
+
+    Only rows whose newest token contains the last character of `stop` are decoded (the last `window` tokens), so the
+    check costs nothing on most steps.
+    """
+
+    def __init__(self, tokenizer: Any, stop: str, eos_token_id: int, prompt_len: int | None = None, window: int = 16):
+        self.tokenizer, self.stop, self.eos, self.window = tokenizer, stop, int(eos_token_id), window
+        self.prompt_len = prompt_len  # only text after it counts; None = decided on the first call
+        self.candidates = _tokens_containing(tokenizer, stop[-1])
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.prompt_len is None:
+            self.prompt_len = input_ids.shape[1]
+        if input_ids.shape[1] <= self.prompt_len:
+            return scores
+        newest = input_ids[:, -1].cpu()
+        maybe = self.candidates[newest.clamp(max=len(self.candidates) - 1)].nonzero().flatten().tolist()
+        rows = [r for r in maybe if self.ends_in_stop(input_ids[r, self.prompt_len :].tolist())]
+        if rows:
+            scores[rows] = float("-inf")
+            scores[rows, self.eos] = 0.0
+        return scores
+
+    def ends_in_stop(self, completion: list[int]) -> bool:
+        """Whether the newest token completes `stop` (its text holds one more `stop` than the text before it)."""
+        tail = completion[-self.window :]
+        text = self.tokenizer.decode(tail, skip_special_tokens=False)
+        before = self.tokenizer.decode(tail[:-1], skip_special_tokens=False)
+        return text.count(self.stop) > before.count(self.stop)

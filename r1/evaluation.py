@@ -44,7 +44,8 @@ logger = logging.getLogger(__name__)
 SAMPLES_FILE = "samples.jsonl"
 SETTINGS_FILE = "settings.json"
 # Settings that change the numbers: a resumed run must match all of them. (batch_size only changes float rounding.)
-PINNED = ("model", "template", "num_samples", "temperature", "top_p", "max_new_tokens", "seed", "backend", "dtype")
+PINNED = ("model", "template", "num_samples", "temperature", "top_p", "max_new_tokens", "seed", "backend", "dtype",
+          "stop_at_answer")
 
 
 def run_settings(
@@ -59,9 +60,13 @@ def run_settings(
     backend: str,
     dtype: str,
     batch_size: int,
+    stop_at_answer: bool = True,
 ) -> dict[str, Any]:
-    """The settings recorded in settings.json / results.json (built the same way by the CLI and by `evaluate`)."""
+    """The settings recorded in settings.json / results.json (built the same way by the CLI and by `evaluate`).
+
+    `stop_at_answer` is recorded as in effect: true only when the template has an answer tag to stop at."""
     return {
+        "stop_at_answer": bool(stop_at_answer and get_template(template).stop_text),
         "model": model,
         "template": template,
         "num_samples": int(num_samples),
@@ -170,9 +175,9 @@ def _problem_keys(problems: Sequence[dict[str, Any]]) -> list[str]:
     return [str(i) for i in range(len(problems))]
 
 
-def _as_generator(model: Any, tokenizer: Any) -> Generator:
+def _as_generator(model: Any, tokenizer: Any, stop: str | None) -> Generator:
     if isinstance(model, torch.nn.Module):
-        return TransformersGenerator(model, tokenizer)
+        return TransformersGenerator(model, tokenizer, stop=stop)
     return model  # already a Generator (e.g. the CLI's VLLMGenerator)
 
 
@@ -205,21 +210,24 @@ def evaluate(
     dtype: str | None = None,
     data_sha256: str | None = None,
     progress: bool = True,
+    stop_at_answer: bool = True,
 ) -> dict[str, Any]:
     """Evaluate `model` on `problems` (dicts with `problem`, `answer`, optional `id`) and return the metrics dict.
 
     `model` is a loaded transformers model (generation runs in it, batched, KV cache) or a `Generator` (e.g. the
-    CLI's vLLM backend). `temperature=0` is greedy. Keys: `avg@n`, `std@n`, `ci95@n`, `maj@n`, `pass@k` (k = 1, 2,
+    CLI's vLLM backend, built with the same stop). `temperature=0` is greedy. With `stop_at_answer` and a template
+    that asks for answer tags, a completion ends right after `</answer>` (as in training). Keys: `avg@n`, `std@n`, `ci95@n`, `maj@n`, `pass@k` (k = 1, 2,
     4, … ≤ n), `format_rate`, `mean_tokens`, `truncation_rate`, `tokens_generated`, `num_problems`, `num_samples`,
     `unusable_references`, `wall_time_s`, `settings`.
     """
     if not problems:
         raise ValueError(f"benchmark {benchmark!r} has no problems")
-    gen = _as_generator(model, tokenizer)
+    stop = get_template(template).stop_text if stop_at_answer else None
+    gen = _as_generator(model, tokenizer, stop)
     settings = run_settings(
         model=model_id or _model_id(model), template=template, num_samples=num_samples, temperature=temperature,
         top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, backend=gen.name, dtype=dtype or _model_dtype(model),
-        batch_size=batch_size,
+        batch_size=batch_size, stop_at_answer=stop_at_answer,
     )
     validate_settings(settings)
     if temperature == 0 and num_samples > 1:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import torch
 from transformers import GenerationConfig, LogitsProcessorList
 
-from r1.decoding import lean_sample
+from r1.decoding import StopAfterText, lean_sample
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +133,11 @@ class TransformersGenerator:
 
     name = "transformers"
 
-    def __init__(self, model: Any, tokenizer: Any, lean: bool = True):
+    def __init__(self, model: Any, tokenizer: Any, lean: bool = True, stop: str | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.lean = lean
+        self.stop = stop  # e.g. "</answer>": the completion ends right after it (r1.decoding.StopAfterText)
         self.eos_ids = _eos_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.eos_ids[0]
@@ -169,6 +170,8 @@ class TransformersGenerator:
             use_cache=True,
         )
         processors = LogitsProcessorList([_PerRowSampler(seeds, temperature, top_p)] if temperature > 0 else [])
+        if self.stop:  # after the sampler: a row that just closed the answer gets EOS whatever was drawn
+            processors.append(StopAfterText(self.tokenizer, self.stop, self.eos_ids[0]))
         model_config, was_training = self.model.generation_config, self.model.training
         self.model.generation_config = GenerationConfig()  # no inherited penalties / suppressions / top_k
         self.model.eval()
@@ -202,10 +205,12 @@ class VLLMGenerator:
 
     name = "vllm"
 
-    def __init__(self, model_path: str, tokenizer: Any, *, dtype: str = "auto", trust_remote_code: bool = False):
+    def __init__(self, model_path: str, tokenizer: Any, *, dtype: str = "auto", trust_remote_code: bool = False,
+                 stop: str | None = None):
         from vllm import LLM  # lazy: optional dependency, GPU only
 
         self.tokenizer = tokenizer
+        self.stop = stop
         self.llm = LLM(model=model_path, dtype=dtype, trust_remote_code=trust_remote_code)
 
     def generate(
@@ -222,6 +227,8 @@ class VLLMGenerator:
                 max_tokens=max_new_tokens,
                 seed=s,
                 skip_special_tokens=True,
+                stop=[self.stop] if self.stop else None,
+                include_stop_str_in_output=True,  # the completion keeps its closing tag, as with transformers
             )
             for s in seeds
         ]

@@ -23,10 +23,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, LogitsProcessorList
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 
-from r1.decoding import lean_sample, lean_unsupported_reason, needs_synced_gpus
+from r1.decoding import StopAfterText, lean_sample, lean_unsupported_reason, needs_synced_gpus
 from r1.models import parse_dtype
 
 logger = logging.getLogger(__name__)
@@ -144,32 +144,51 @@ class FastRolloutMixin:
             self._r1_rollout_replica_step = step
         return replica
 
+    def _stop_processors(self) -> list[Any]:
+        """A fresh `StopAfterText` for the template's `</answer>` when `stop_at_answer` applies (one per generate call:
+        it remembers the prompt length)."""
+        template = getattr(self, "template", None)
+        stop = template.stop_text if template is not None else None
+        if not (self.args.stop_at_answer and stop):
+            return []
+        tokenizer = self.processing_class
+        return [StopAfterText(tokenizer, stop, tokenizer.eos_token_id)]
+
+    def _patched(self, generate: Any, **extra: Any) -> Any:
+        """`generate` with the stop processors added and `extra` keyword arguments (e.g. `custom_generate`)."""
+
+        def patched(*args: Any, **kwargs: Any) -> Any:
+            stops = self._stop_processors()
+            if stops:
+                kwargs["logits_processor"] = LogitsProcessorList([*(kwargs.get("logits_processor") or []), *stops])
+            return generate(*args, **extra, **kwargs)
+
+        return patched
+
     def _generate_single_turn(
         self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False
     ):
+        model = self.accelerator.unwrap_model(self.model_wrapped)
         reason = self._fast_rollout_reason(images, multimodal_fields, has_tool_images)
         if reason is not None:
             self._log_rollout_path(f"fast rollout off: {reason}; using TRL's generation path")
-            return super()._generate_single_turn(
-                prompt_ids, images, multimodal_fields, num_generations, has_tool_images=has_tool_images
-            )
-        model = self.accelerator.unwrap_model(self.model_wrapped)
+            with patched_generate(model, self._patched(model.generate)):  # TRL's loop, same stop rule
+                return super()._generate_single_turn(
+                    prompt_ids, images, multimodal_fields, num_generations, has_tool_images=has_tool_images
+                )
         backend, dtype = self._resolve_backend(model)
         if backend == "exact":
-            original = model.generate
-
-            def generate(*args: Any, **kwargs: Any) -> Any:
-                return original(*args, custom_generate=lean_sample, **kwargs)
-
+            generate = self._patched(model.generate, custom_generate=lean_sample)
         else:
             replica = self._rollout_replica(model, dtype)
+            replica_generate = self._patched(replica.generate, custom_generate=lean_sample)
 
             def generate(*args: Any, **kwargs: Any) -> Any:
                 input_ids = kwargs.get("input_ids", args[0] if args else None)
                 kwargs["generation_config"] = static_generation_config(
                     kwargs.get("generation_config") or replica.generation_config, input_ids.shape[-1]
                 )
-                return replica.generate(*args, custom_generate=lean_sample, **kwargs)
+                return replica_generate(*args, **kwargs)
 
         self._log_rollout_path(f"fast rollout on: backend {backend}, {str(dtype).replace('torch.', '')}")
         try:

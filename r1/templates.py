@@ -21,6 +21,8 @@ R1_ZERO_INSTRUCTION = (
     "respectively, i.e., <think> reasoning process here </think> <answer> answer here </answer>."
 )
 
+ANSWER_CLOSE = "</answer>"
+
 ONESHOT_EXAMPLE = "Question: What is 2 + 3?\n<think>2 + 3 = 5</think><answer>5</answer>\n"
 
 
@@ -34,6 +36,13 @@ class Template:
     system: str | None = None
     use_chat_template: bool = False
     prefill: str = ""
+
+    @property
+    def stop_text(self) -> str | None:
+        """`</answer>` when the template asks for the answer inside answer tags: generation may stop right after it
+        (`stop_at_answer`); None for templates without the tag (e.g. boxed)."""
+        instructions = (self.system or "") + self.user
+        return ANSWER_CLOSE if ANSWER_CLOSE in instructions else None
 
     def render(self, problem: str, tokenizer: Any | None = None) -> str:
         """Return the full prompt text (including the pre-filled assistant prefix) for `problem`."""

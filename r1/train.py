@@ -297,7 +297,7 @@ def heldout_eval(model: Any, tokenizer: Any, plan: Plan, run: RunConfig, tag: st
     s = run.script
     problems = [{"id": i, "problem": r["problem"], "answer": r["answer"]} for i, r in enumerate(plan.heldout)]
     common = dict(top_p=1.0, max_new_tokens=s.heldout_max_new_tokens or run.training.max_completion_length,
-                  seed=run.training.seed, batch_size=64, progress=False)
+                  seed=run.training.seed, batch_size=64, progress=False, stop_at_answer=run.training.stop_at_answer)
     was_training = model.training
     model.eval()
     try:
