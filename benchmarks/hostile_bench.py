@@ -1,9 +1,10 @@
 """Hostile batches with warm workers: seconds per batch of 14, before (a git revision) and after (this tree).
 
-Two batches of 14 completions, all graded against the reference "5" (every verdict must be 0.0):
+Three batches of 14 completions, all graded against the reference "5" (every verdict must be 0.0):
 - `tests`: the hostile list of tests/test_rewards_verify.py (power towers, 1 MB of text, 10k braces, ...);
 - `costly`: answers that parse but are costly to verify (an integral or an infinite sum over a power tower, a huge
-  binomial, a multinomial expansion, ...) mixed with the worst of the `tests` list.
+  binomial, a multinomial expansion, ...) mixed with the worst of the `tests` list;
+- `costly_2`: 14 more such answers (nested functions, towers of e and pi, huge powers under roots and trig, ...).
 Each tree runs in its own subprocess: workers are started and warmed first (start-up is not measured), then each
 batch is graded `--repeats` times with the verdict cache cleared before every run; the median is reported.
 The baseline tree is `git show REV:rewards/...` written to a temporary folder (no checkout).
@@ -59,7 +60,24 @@ COSTLY_BATCH = [
     r"<answer>\boxed{100000!}</answer>",
     r"<answer>\boxed{(10^{9})!}</answer>",
 ]
-BATCHES = {"tests": TESTS_BATCH, "costly": COSTLY_BATCH}
+# More answers that parse but are costly (each took 2 s to time out, or more, before the screens)
+COSTLY_BATCH_2 = [
+    r"<think>x</think><answer>\boxed{\tan(\tan(\tan(\tan(\tan(1)))))}</answer>",
+    r"<think>x</think><answer>\boxed{\cos(\sin(\cos(\sin(\cos(\sin(1))))))}</answer>",
+    r"<think>x</think><answer>\boxed{e^{e^{e^{e^{e}}}}}</answer>",
+    r"<think>x</think><answer>\boxed{\sin(10^{99999})}</answer>",
+    r"<think>x</think><answer>\boxed{\sqrt{10^{99999}+1}-10^{49999.5}}</answer>",
+    r"<think>x</think><answer>\boxed{\left(1+\frac{1}{10^{100}}\right)^{10^{100}}}</answer>",
+    r"<think>x</think><answer>\boxed{\lim_{n\to\infty} (1+1/n)^{n^{n^{n}}}}</answer>",
+    r"<think>x</think><answer>\boxed{\prod_{n=1}^{\infty} (1+n^{-n^n})}</answer>",
+    r"<think>x</think><answer>\boxed{\frac{d}{dx} x^{x^{x^{x}}}}</answer>",
+    r"<think>x</think><answer>\boxed{\iint_{[0,1]^2} x^{y^{x^y}} \, dA}</answer>",
+    r"<think>x</think><answer>\boxed{\int_0^1 x^{x^{x^x}} dx}</answer>",
+    r"<think>x</think><answer>\boxed{\sum_{n=1}^\infty n^{n^{n^n}}}</answer>",
+    r"<think>x</think><answer>\boxed{(a+b+c+d)^{50}}</answer>",
+    r"<think>x</think><answer>\boxed{\pi^{\pi^{\pi^{\pi}}}}</answer>",
+]
+BATCHES = {"tests": TESTS_BATCH, "costly": COSTLY_BATCH, "costly_2": COSTLY_BATCH_2}
 
 _CHILD = r"""
 import json, statistics, sys, time
@@ -147,7 +165,7 @@ def main() -> None:
             }
         )
         print(
-            f"{name:<7} {len(BATCHES[name])} items  before {before[name]['median_s']:6.2f} s  "
+            f"{name:<8} {len(BATCHES[name])} items  before {before[name]['median_s']:6.2f} s  "
             f"after {after[name]['median_s']:6.2f} s  verdicts unchanged: {rows[-1]['verdicts_unchanged']}"
         )
     print(f"load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f}")

@@ -183,7 +183,7 @@ def verify_pair(pred: str, gold: str, *, timeout: int | None = None, cache_gold:
     `timeout` is math-verify's own (signal.alarm) timeout in whole seconds; the workers pass None and bound the
     whole call with their own timer instead, since math-verify's alarm would cancel theirs.
     """
-    gold_value, pred_value = _in_base(gold), _in_base(pred)
+    gold_value, pred_value = _in_base(_clean(gold)), _in_base(_clean(pred))
     # math-verify drops base subscripts (52_9 would equal 52_8): compare the values
     if gold_value is not None and pred_value is not None:
         return gold_value >= 0 and gold_value == pred_value

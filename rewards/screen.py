@@ -10,7 +10,8 @@ Answers that parse but are costly to verify are decided here too, instead of eac
 - `too_complex` (either side; a reference that fails it is unusable): besides length, nesting, huge powers and
   factorials, a binomial coefficient of a number above `MAX_BINOMIAL` (`\\binom{10^6}{5\\cdot10^5}`), a Gamma of a
   number above `MAX_FACTORIAL`, and a power of a sum of several symbols whose expansion has more than
-  `MAX_EXPANSION_TERMS` terms (`(x+y+z)^{100}`), transcendental functions nested deeper than
+  `MAX_EXPANSION_TERMS` terms (`(x+y+z)^{100}`), fractions nested deeper than `MAX_FRACTION_NESTING`, powers
+  of powers higher than `MAX_POWER_NESTING` (`x^{x^{x^{…}}}`, `((…(x+1)^2…)^2)^2`), transcendental functions nested deeper than
   `MAX_FUNCTION_NESTING` (`\\tan(\\tan(\\tan(\\tan(\\tan(1)))))`), a root, trig, log or decimal next to a
   numeric power of more than `MAX_IRRATIONAL_DIGITS` digits (`\\sin(10^{99999})`), and towers of `e` and `\\pi`
   (`e^{e^{e^{e}}}`) like towers of digits;
@@ -32,6 +33,8 @@ MAX_RESULT_DIGITS = 100_000  # a numeric power with more digits than this is not
 MAX_EXPONENT = 1_000_000  # x^{10^7} is not an answer either, whatever x is
 MAX_FACTORIAL = 10_000
 MAX_BINOMIAL = 20_000  # \binom{20000}{10000} takes 20 ms, \binom{10^6}{5*10^5} seconds
+MAX_FRACTION_NESTING = 12  # 12 nested \frac parse in 0.25 s, 20 take seconds (the LaTeX parser)
+MAX_POWER_NESTING = 6  # x^{x^{x^{x^{x^{x^{x}}}}}} takes 0.25 s, 8 levels 1 s; ((x+1)^2)^2 nested 10 deep, minutes
 MAX_FUNCTION_NESTING = 3  # \tan(\tan(\tan(\tan(1)))) takes 0.5 s to compare, one level more seconds
 MAX_IRRATIONAL_DIGITS = 20_000  # \sin(10^{20000}) takes 0.07 s, \sin(10^{99999}) 2 s
 MAX_EXPANSION_TERMS = 2_000  # (x+y+z)^{30} has 496 terms and takes 0.7 s to compare; (x+y+z)^{100} minutes
@@ -46,6 +49,8 @@ _CHAIN_RE = re.compile(r"\d+(?:\s*(?:\^|\*\*)\s*[{(]?\s*\d+[\s)}]*)*")
 _FACTORIAL_RE = re.compile(r"(\d+)\s*!")
 _GROUP_FACTORIAL_RE = re.compile(r"[)}\]]\s*!")
 _BINOMIAL_RE = re.compile(r"\\[dt]?binom\s*\{?\s*(\d+)|\{?\s*(\d+)\s*\\choose\b|\bC\s*\(\s*(\d+)\s*,|C_\{?(\d+)\}?\^")
+_FRAC_OPEN_RE = re.compile(r"\\[dt]?frac\s*\{")
+_EXPONENT_OPEN_RE = re.compile(r"\^\s*\{")
 _FUNCTION_RE = re.compile(
     r"\\(?:a?(?:rc)?(?:sin|cos|tan|cot|sec|csc)h?|log|ln|lg|exp|operatorname\s*\{[A-Za-z]+\})(?![A-Za-z])"
 )
@@ -82,11 +87,58 @@ def too_complex(answer: str) -> str | None:
         return "Gamma of a huge number"
     if "^" in answer and _huge_expansion(answer):
         return "power of a sum with too many terms"
+    if "\\frac" in answer and _flagged_nesting(answer, _FRAC_OPEN_RE, second_group=True) > MAX_FRACTION_NESTING:
+        return f"fractions nested deeper than {MAX_FRACTION_NESTING}"
+    if "^" in answer and _power_nesting(answer) > MAX_POWER_NESTING:
+        return f"powers nested deeper than {MAX_POWER_NESTING}"
     if "\\" in answer and _function_nesting(answer) > MAX_FUNCTION_NESTING:
         return f"functions nested deeper than {MAX_FUNCTION_NESTING}"
     if "^" in answer and _IRRATIONAL_OP_RE.search(answer) and _power_digits(answer) > MAX_IRRATIONAL_DIGITS:
         return "irrational function of a huge power"
     return None
+
+
+def _flagged_nesting(text: str, opener: re.Pattern, second_group: bool = False) -> int:
+    """How many braces opened by `opener` (a pattern ending in "{") enclose one another at most; with
+    `second_group`, the group right after such a brace's group counts too (`\\frac{a}{b}`: both)."""
+    flagged = {m.end() - 1 for m in opener.finditer(text)}
+    stack: list[bool] = []
+    depth = best = 0
+    for i, ch in enumerate(text):
+        if ch == "{" and (i == 0 or text[i - 1] != "\\"):
+            stack.append(i in flagged)
+            depth += i in flagged
+            best = max(best, depth)
+        elif ch == "}" and stack and (i == 0 or text[i - 1] != "\\"):
+            was_flagged = stack.pop()
+            depth -= was_flagged
+            if was_flagged and second_group:
+                j = i + 1
+                while j < len(text) and text[j] == " ":
+                    j += 1
+                if j < len(text) and text[j] == "{" and j not in flagged:
+                    flagged.add(j)
+    return best
+
+
+def _power_nesting(text: str) -> int:
+    """Height of the deepest power of a power: braced exponents (`x^{x^{x}}`: 3) or powers of bracketed powers
+    (`((x+1)^2)^2`: 2)."""
+    braced = _flagged_nesting(text, _EXPONENT_OPEN_RE) + 1
+    groups = []
+    for m in _GROUP_POWER_RE.finditer(text):
+        depth, i = 0, m.start()
+        while i >= 0:
+            if text[i] == ")":
+                depth += 1
+            elif text[i] == "(":
+                depth -= 1
+                if depth == 0:
+                    break
+            i -= 1
+        groups.append((max(i, 0), m.start()))
+    stacked = max((sum(1 for s, e in groups if s <= start < e) + 1 for start, _ in groups), default=0)
+    return max(braced, stacked)
 
 
 def _function_nesting(text: str) -> int:

@@ -51,6 +51,14 @@ EQUAL = [
     ("101010_2", "52_8"),  # numbers in other bases
     ("12.5", "12.5\\%"),
     ("The final answer is $\\frac{14}{3}$.", "\\frac{14}{3}"),
+    ("1 000", "1000"),  # thousands separators: space, thin space, \\, and friends
+    ("1\\,000", "1000"),
+    ("12\u2009345", "12345"),
+    ("1000,99", "1000.99"),  # an unambiguous decimal comma
+    ("(0.6, 2.5]", "(\\frac{3}{5}, \\frac{5}{2}]"),  # exact decimals in containers
+    ("\\frac{1}{2^{98}}", "2^{-98}"),
+    ("\\textbf{(073)}", "73"),
+    ("43_5", "43_5."),
 ]
 NOT_EQUAL = [
     ("0.866", "\\frac{\\sqrt3}{2}"),  # a rounded irrational is not the exact value
@@ -67,6 +75,14 @@ NOT_EQUAL = [
     ("D", "\\text{(C)}"),
     ("1/0", "5"),
     ("", "5"),
+    ("\\frac{1}{2^{98}}", "\\frac{1}{2^{99}}"),  # relative tolerance: tiny numbers are not all 0
+    ("10^{-40}", "2\\cdot 10^{-40}"),
+    ("x - 10^{-40}", "x - 2\\cdot 10^{-40}"),
+    ("(0.6, 2.6667]", "(\\frac{3}{5}, \\frac{8}{3}]"),  # one rounding policy, in containers too
+    ("\\begin{pmatrix} 0.333 \\\\ 1 \\end{pmatrix}", "\\begin{pmatrix} \\frac13 \\\\ 1 \\end{pmatrix}"),
+    ("1,5", "1.5"),  # ambiguous comma: a set
+    ("43_6.", "43_5."),
+    ("\\sum_{k=1}^{100} k", "5050"),  # the restated question is not an answer
 ]
 
 
@@ -132,6 +148,30 @@ def test_hostile_batch_returns_floats_quickly():
     assert out == [0.0] * len(HOSTILE) and elapsed <= 3.0, elapsed
     # the pool survived: ordinary grading still works
     assert accuracy_reward(["<answer>\\boxed{5}</answer>"], answer=["5"]) == [1.0]
+
+
+COSTLY = [  # answers that parse but are costly to verify: decided by the screens, never sent to a worker
+    r"\int_0^1 x^{x^{x^x}} dx",
+    r"\sum_{n=1}^\infty n^{n^{n^n}}",
+    r"\int_0^\infty e^{-x^{x}} dx",
+    r"\binom{1000000}{500000}",
+    r"(x+y+z)^{100}",
+    r"\Gamma(1000000)",
+    r"\tan(\tan(\tan(\tan(\tan(1)))))",
+    r"e^{e^{e^{e^{e}}}}",
+    r"\sin(10^{99999})",
+    r"x^{x^{x^{x^{x^{x^{x^{x^{2}}}}}}}}",
+    "\\frac{1}{" * 20 + "2" + "}" * 20,
+    "(" * 10 + "x+1" + ")^2" * 10,
+]
+
+
+def test_costly_answers_are_decided_without_workers():
+    verify_batch(["1/1"], ["1"])
+    before = verify_mod.stats()
+    assert verify_batch(COSTLY, ["5"] * len(COSTLY)) == [False] * len(COSTLY)
+    after = verify_mod.stats()
+    assert after["items"] == before["items"] and after["timeouts"] == before["timeouts"]
 
 
 def test_hostile_reference_is_unusable_not_a_hang():
