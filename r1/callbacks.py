@@ -3,7 +3,8 @@
 - `metrics.jsonl` — one line per logged step: everything TRL logs (rewards per function, KL, entropy, clip ratios,
   completion lengths, loss, grad norm, lr) plus `accuracy`, `format_rate`, `completion_length`, `clipped_ratio`,
   `tokens_per_s`, reflection-word counts, `nonfinite/skipped` (share of steps whose NaN/inf update was skipped), and
-  running totals (`tokens_generated_total`, `train_seconds_total`, `reward_errors_total`, `nonfinite_skipped_total`).
+  running totals (`tokens_generated_total`, `train_seconds_total`, `reward_errors_total`, `nonfinite_skipped_total`),
+  and `alarm/<name>` on the step where a learning-stall alarm fired (`r1.alarms`).
   Lines are appended whole with flush + fsync by the main process only. On (re)start, lines for steps after the
   checkpoint being resumed are dropped first, so a resumed run never logs a step twice, and the totals continue from
   the last kept line.
@@ -26,6 +27,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from r1.alarms import StallAlarms
 from r1.artifacts import (
     append_jsonl,
     atomic_write_bytes,
@@ -71,6 +73,7 @@ class RunArtifactsCallback(TrainerCallback):
         self.plot_every_s = float(trainer.args.plot_every_s)
         self.gpu_hour_cost = float(trainer.args.gpu_hour_cost)
         self.summary_extra: dict[str, Any] = {}
+        self.alarms = StallAlarms(trainer.args)
         self.records: list[dict[str, Any]] = []
         self._base_tokens = 0
         self._base_seconds = 0.0
@@ -123,6 +126,7 @@ class RunArtifactsCallback(TrainerCallback):
             self._base_tokens = int(last.get("tokens_generated_total", 0))
             self._base_seconds = float(last.get("train_seconds_total", 0.0))
             self._base_reward_errors = int(last.get("reward_errors_total", 0))
+            self.alarms.replay(self.records)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = dict(logs or {})
@@ -148,6 +152,7 @@ class RunArtifactsCallback(TrainerCallback):
         record["reward_errors_total"] = self.reward_errors_total()
         record["nonfinite_skipped_total"] = int(self.trainer.nonfinite_skipped_total)
         record["time"] = now
+        record.update({f"alarm/{name}": message for name, message in self.alarms.check(record).items()})
         self._last_log_time, self._last_log_tokens = now, tokens - self._base_tokens
         append_jsonl(self.metrics_path, record)
         self.records.append(record)
@@ -206,6 +211,7 @@ class RunArtifactsCallback(TrainerCallback):
             "estimated_cost_usd": round(gpu_hours * self.gpu_hour_cost, 4),
             "reward_errors_total": self.reward_errors_total(),
             "nonfinite_skipped_total": int(self.trainer.nonfinite_skipped_total),
+            "alarms": sorted(self.alarms.fired),
             "final": {k: last.get(k) for k in ("reward", "accuracy", "format_rate", "completion_length", "kl", "entropy", "reflection/per_completion") if k in last},
             "metrics_file": str(self.metrics_path),
             "curves_file": str(self.curves_path) if self.curves_path.exists() else None,

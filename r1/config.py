@@ -209,6 +209,19 @@ class R1GRPOConfig(GRPOConfig):
         metadata={"help": "End a completion right after </answer> (with EOS: it counts as terminated) when the template "
                   "asks for answer tags; base models otherwise write on, and the last answer block is graded."},
     )
+    alarm_window: int = field(
+        default=5,
+        metadata={"help": "Learning-stall alarms (r1/alarms.py) look at this many logged steps in a row; 0 = off."},
+    )
+    alarm_clipped_ratio: float = field(
+        default=0.5, metadata={"help": "Alarm when the share of completions cut at max_completion_length stays above this."}
+    )
+    alarm_entropy_fraction: float = field(
+        default=0.1, metadata={"help": "Alarm when the token entropy falls below this fraction of its first value."}
+    )
+    alarm_unscored_frac: float = field(
+        default=0.05, metadata={"help": "Alarm when more than this share of one reward's values are None or errors."}
+    )
     cpu_retain_freed_memory: bool = field(
         default=True,
         metadata={"help": "Training on CPU: keep freed memory in the process (glibc mallopt) instead of faulting in "
@@ -235,6 +248,8 @@ class R1GRPOConfig(GRPOConfig):
             raise ConfigError(
                 f"fast_rollout_backend must be one of {', '.join(ROLLOUT_BACKENDS)} (got {self.fast_rollout_backend!r})"
             )
+        if self.alarm_window < 0:
+            raise ConfigError(f"alarm_window must be >= 0 (got {self.alarm_window}); 0 turns the alarms off")
         if self.max_consecutive_nonfinite < 0:
             raise ConfigError(f"max_consecutive_nonfinite must be >= 0 (got {self.max_consecutive_nonfinite}); 0 never stops")
         if isinstance(self.reflection_words, str):
@@ -548,7 +563,7 @@ TASK_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 # Fields whose value decides whether other fields apply (see inapplicable_fields).
-APPLICABILITY_FIELDS = {"template", "task", "task_level", "heldout_size", "dynamic_sampling", "reward_funcs", "sample_log_steps",
+APPLICABILITY_FIELDS = {"alarm_window", "template", "task", "task_level", "heldout_size", "dynamic_sampling", "reward_funcs", "sample_log_steps",
                         "fast_rollout", "fast_rollout_backend", "use_vllm"}
 
 
@@ -569,6 +584,8 @@ def inapplicable_fields(run: RunConfig) -> dict[str, str]:
         "overlong_buffer_len": (t.overlong_buffer_len == 0 or "soft_overlong" in s.reward_funcs,
                                 "the soft_overlong reward in reward_funcs"),
         "sample_log_count": (t.sample_log_steps > 0, "sample_log_steps > 0"),
+        **dict.fromkeys(("alarm_clipped_ratio", "alarm_entropy_fraction", "alarm_unscored_frac"),
+                        (t.alarm_window > 0, "alarm_window > 0")),
         "stop_at_answer": (get_template(s.template).stop_text is not None and not t.use_vllm,
                            "a template with </answer> and transformers rollouts (not use_vllm)"),
         "fast_rollout_backend": (t.fast_rollout and not t.use_vllm, "fast_rollout true and use_vllm false"),

@@ -23,7 +23,8 @@ class FakeAccelerator:
 
 
 def fake_trainer(tmp_path, **args):
-    defaults = dict(output_dir=str(tmp_path), plot_every_s=1e9, gpu_hour_cost=3.0, max_steps=10, save_strategy="steps")
+    defaults = dict(output_dir=str(tmp_path), plot_every_s=1e9, gpu_hour_cost=3.0, max_steps=10, save_strategy="steps",
+                    alarm_window=3, alarm_clipped_ratio=0.5, alarm_entropy_fraction=0.1, alarm_unscored_frac=0.05)
     return SimpleNamespace(
         args=SimpleNamespace(**{**defaults, **args}),
         accelerator=FakeAccelerator(),
