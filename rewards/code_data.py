@@ -19,6 +19,7 @@ MBPP's `test_setup_code` (two problems) is put in front of each of that problem'
 from __future__ import annotations
 
 import ast
+import builtins
 import gzip
 import importlib.util
 import json
@@ -94,8 +95,6 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
 
 def _entry_point(tests: list[str]) -> str:
     """The function the asserts call (the first called name that is not a builtin)."""
-    import builtins
-
     for t in tests:
         try:
             tree = ast.parse(t)

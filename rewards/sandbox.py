@@ -243,8 +243,8 @@ _ITER_TYPES: tuple[type, ...] = ()
 def _iter_types() -> tuple[type, ...]:
     global _ITER_TYPES
     if not _ITER_TYPES:
-        import itertools
-        import types
+        import itertools  # sandbox processes only (warmed in the fork server): off the caller's import path
+        import types  # sandbox processes only, as above
 
         samples = [iter([]), iter(()), iter(set()), iter(""), iter(b""), iter(range(0)), iter({}), iter({}.values()),
                    iter({}.items()), reversed([]), reversed(range(0)), iter(bytearray())]
@@ -259,9 +259,9 @@ def _iter_types() -> tuple[type, ...]:
 
 
 def _extra_types() -> tuple[Any, type, type]:
-    import collections
-    import decimal
-    import fractions
+    import collections  # sandbox processes only (encoding values): off the caller's import path
+    import decimal  # sandbox processes only, as above
+    import fractions  # sandbox processes only, as above
 
     return collections, decimal.Decimal, fractions.Fraction
 
@@ -405,8 +405,6 @@ def _decode(x: Any, from_handle, depth: int = 0) -> Any:
 
 def _candidate_main(program: str, sock: int) -> None:
     """Run the program, then serve the tester's requests. Nothing here is trusted by anyone."""
-    import builtins
-
     handles: dict[int, Any] = {}
 
     def to_handle(obj: Any) -> dict:
@@ -428,7 +426,7 @@ def _candidate_main(program: str, sock: int) -> None:
     except BaseException as e:  # SystemExit included: exiting before the tests is a failure
         _send_frame(sock, {"err": _describe(e)})
         return
-    import types
+    import types  # candidate process only (already warm in the fork server)
 
     glob = {}
     for name, value in list(ns.items()):
@@ -525,7 +523,7 @@ class _Link:
             raise RemoteError("bad reply")
         if "e" in reply:
             name, msg = (list(reply["e"]) + ["", ""])[:2]
-            cls = getattr(__import__("builtins"), str(name), None)
+            cls = getattr(builtins, str(name), None)
             if isinstance(cls, type) and issubclass(cls, Exception) and not issubclass(cls, RemoteError):
                 raise cls(str(msg))
             raise RemoteError(f"{name}: {msg}")
@@ -598,8 +596,7 @@ def _apply_mutation(arg: Any, state: Any) -> None:
 
 def _tester_main(tests: list[str], mode: str, sock: int, out: int) -> None:
     """Run the tests against the program's process; write one verdict line per test to `out`, then "done"."""
-    import builtins
-    import importlib
+    import importlib  # tester process only: off the caller's import path
 
     def emit(obj: dict) -> None:
         _write_all(out, json.dumps(obj).encode() + b"\n")
@@ -769,6 +766,38 @@ def _bind_stdlib() -> list[str]:
     return out
 
 
+def _enter_user_namespace() -> None:
+    """Not root: become root of a new user namespace that maps only the caller's uid/gid."""
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        _unshare(CLONE_NEWUSER)
+        with open("/proc/self/setgroups", "w") as f:
+            f.write("deny")
+        with open("/proc/self/uid_map", "w") as f:
+            f.write(f"0 {uid} 1")
+        with open("/proc/self/gid_map", "w") as f:
+            f.write(f"0 {gid} 1")
+    except OSError as e:
+        raise SandboxUnavailable(f"not root and no user namespace ({e})") from None
+
+
+def _pid_namespace_works() -> bool:
+    """Whether a child can unshare a PID namespace and fork its init (probed in a throwaway child)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _unshare(CLONE_NEWPID)
+            inner = os.fork()
+            if inner == 0:
+                os._exit(0 if os.getpid() == 1 else 1)
+            _, status = os.waitpid(inner, 0)
+            os._exit(0 if os.waitstatus_to_exitcode(status) == 0 else 1)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
 def _setup_zygote(cfg: dict) -> dict:
     """Namespaces shared by all runs of this zygote; returns what is active."""
     want = cfg["isolation"]
@@ -776,7 +805,7 @@ def _setup_zygote(cfg: dict) -> dict:
             "readonly_fs": False, "hidepid": False, "pidns": False, "uid_drop": False, "seccomp": False,
             "uid_c": cfg["uid_c"], "uid_t": cfg["uid_t"], "work_root": WORK_ROOT, "notes": []}
     if want == "rlimits":
-        import tempfile
+        import tempfile  # fallback only: the isolated modes use a tmpfs, not tempfile
 
         info["work_root"] = tempfile.mkdtemp(prefix="r1-sandbox-")
         info["notes"].append("rlimits only: no namespaces, no uid change")
@@ -784,18 +813,8 @@ def _setup_zygote(cfg: dict) -> dict:
     if info["root"]:
         info["uid_drop"] = True
     else:
-        uid, gid = os.getuid(), os.getgid()
-        try:
-            _unshare(CLONE_NEWUSER)
-            with open("/proc/self/setgroups", "w") as f:
-                f.write("deny")
-            with open("/proc/self/uid_map", "w") as f:
-                f.write(f"0 {uid} 1")
-            with open("/proc/self/gid_map", "w") as f:
-                f.write(f"0 {gid} 1")
-            info["userns"] = True
-        except OSError as e:
-            raise SandboxUnavailable(f"not root and no user namespace ({e})") from None
+        _enter_user_namespace()
+        info["userns"] = True
     try:
         _unshare(CLONE_NEWNET)
         info["netns"] = True
@@ -826,24 +845,11 @@ def _setup_zygote(cfg: dict) -> dict:
         info["notes"].append(f"no mount namespace: {e}")
         if info["mntns"]:
             raise SandboxUnavailable(f"mount namespace set-up failed: {e}") from None
-        import tempfile
+        import tempfile  # fallback only, as above
 
         info["work_root"] = tempfile.mkdtemp(prefix="r1-sandbox-")
         os.chmod(info["work_root"], 0o711)
-    # a PID namespace per run: probe once
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _unshare(CLONE_NEWPID)
-            inner = os.fork()
-            if inner == 0:
-                os._exit(0 if os.getpid() == 1 else 1)
-            _, status = os.waitpid(inner, 0)
-            os._exit(0 if os.waitstatus_to_exitcode(status) == 0 else 1)
-        except BaseException:
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    info["pidns"] = os.waitstatus_to_exitcode(status) == 0
+    info["pidns"] = _pid_namespace_works()  # a PID namespace per run: probe once
     if not info["pidns"]:
         info["notes"].append("no PID namespace: descendants are killed by a uid sweep")
         if info["userns"]:
@@ -887,7 +893,7 @@ def _zygote_main() -> None:
                 _launcher(job, program, info)
                 code = 0
             except BaseException:
-                import traceback
+                import traceback  # only when a launcher fails
 
                 traceback.print_exc()
             finally:
@@ -930,7 +936,7 @@ def _drop_privileges(uid: int, info: dict) -> None:
 
 
 def _set_limits(lim: Limits, nproc: int, memory_mb: int, fsize_mb: int) -> None:
-    import resource
+    import resource  # sandbox processes only: off the caller's import path
 
     def cap(kind: int, value: int) -> None:
         resource.setrlimit(kind, (value, value))
@@ -1041,7 +1047,7 @@ def _kill_uid(uid: int) -> None:
 
 
 def _rmtree(path: str) -> None:
-    import shutil
+    import shutil  # launcher process only: off the caller's import path
 
     def onerror(func, p, exc):
         try:
@@ -1051,6 +1057,73 @@ def _rmtree(path: str) -> None:
             pass
 
     shutil.rmtree(path, onerror=onerror)
+
+
+def _collect(verdict_r: int, out_r: int, n_tests: int, lim: Limits, deadline: float) -> tuple[list[bool], str, str, bytearray]:
+    """Read the tester's verdict stream and the program's output until "done", the deadline or the output cap."""
+    passed = [False] * n_tests
+    status, detail, output = "crashed", "", bytearray()
+    out_total = 0
+    pending = b""
+    fds = [verdict_r, out_r]
+    done = False
+    while not done:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            status, detail = "timeout", f"wall time {lim.wall_s:g} s"
+            break
+        ready, _, _ = select.select(fds, [], [], left)
+        if out_r in ready:
+            chunk = os.read(out_r, 1 << 16)
+            if not chunk:
+                fds.remove(out_r)
+            else:
+                out_total += len(chunk)
+                if len(output) < OUTPUT_KEEP:
+                    output += chunk[: OUTPUT_KEEP - len(output)]
+                if out_total > lim.output_bytes:
+                    status, detail = "output_limit", f"more than {lim.output_bytes} bytes of output"
+                    break
+        if verdict_r in ready:
+            chunk = os.read(verdict_r, 1 << 16)
+            if not chunk:
+                detail = "the tester ended without a verdict"
+                break
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                msg = json.loads(line)
+                if msg.get("done"):
+                    status, detail, done = msg["status"], msg.get("detail", ""), True
+                    break
+                i = int(msg["i"])
+                if 0 <= i < n_tests:
+                    passed[i] = bool(msg["ok"])
+    return passed, status, detail, output
+
+
+def _reap(pid_c: int, pid_t: int, info: dict) -> None:
+    """Kill and wait for C and T, and (without a PID namespace) every descendant they left."""
+    for pid in (pid_c, pid_t):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in (pid_c, pid_t):
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    if not info["pidns"]:
+        if info["uid_drop"]:
+            _kill_uid(info["uid_c"])
+            _kill_uid(info["uid_t"])
+        else:
+            for pid in (pid_c,):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
 
 def _launcher(job: dict, program: str, info: dict) -> None:
@@ -1096,65 +1169,8 @@ def _launcher(job: dict, program: str, info: dict) -> None:
     os.close(tests_w)
     del tests_blob
 
-    passed = [False] * n_tests
-    status, detail, output = "crashed", "", bytearray()
-    out_total = 0
-    deadline = t0 + lim.wall_s
-    pending = b""
-    fds = [verdict_r, out_r]
-    done = False
-    while not done:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            status, detail = "timeout", f"wall time {lim.wall_s:g} s"
-            break
-        ready, _, _ = select.select(fds, [], [], left)
-        if out_r in ready:
-            chunk = os.read(out_r, 1 << 16)
-            if not chunk:
-                fds.remove(out_r)
-            else:
-                out_total += len(chunk)
-                if len(output) < OUTPUT_KEEP:
-                    output += chunk[: OUTPUT_KEEP - len(output)]
-                if out_total > lim.output_bytes:
-                    status, detail = "output_limit", f"more than {lim.output_bytes} bytes of output"
-                    break
-        if verdict_r in ready:
-            chunk = os.read(verdict_r, 1 << 16)
-            if not chunk:
-                detail = "the tester ended without a verdict"
-                break
-            pending += chunk
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                msg = json.loads(line)
-                if msg.get("done"):
-                    status, detail, done = msg["status"], msg.get("detail", ""), True
-                    break
-                i = int(msg["i"])
-                if 0 <= i < n_tests:
-                    passed[i] = bool(msg["ok"])
-    for pid in (pid_c, pid_t):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    for pid in (pid_c, pid_t):
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-    if not info["pidns"]:
-        if info["uid_drop"]:
-            _kill_uid(info["uid_c"])
-            _kill_uid(info["uid_t"])
-        else:
-            for pid in (pid_c,):
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+    passed, status, detail, output = _collect(verdict_r, out_r, n_tests, lim, t0 + lim.wall_s)
+    _reap(pid_c, pid_t, info)
     _rmtree(workdir)
     if status not in ("ok", "timeout", "crashed"):
         passed = [False] * n_tests  # timeout/crashed keep the verdicts the tester gave before (fraction mode)

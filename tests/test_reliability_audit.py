@@ -2,7 +2,8 @@
 
 - A static audit of every Python file in r1/, rewards/, eval/ and recipes/: no eval/exec/compile/__import__, no
   pickle-family loads, no unsafe YAML, no torch.load without weights_only=True, no shell commands, no literal
-  trust_remote_code=True. Anything that must stay goes in ALLOWED with the reason (empty today).
+  trust_remote_code=True. Anything that must stay goes in ALLOWED with the reason (today only the code
+  reward's sandbox, which runs model-written programs on purpose, isolated; see tests/test_code_sandbox.py).
 - Behaviour: hostile completions that are Python code reach no interpreter (Countdown parses with `ast`; the one
   `eval` on the math path, sympy's `parse_expr` inside math-verify, only ever sees digits, operators and brackets).
 - trust_remote_code is False by default in the training config, the eval CLI and r1.models, and reaches
@@ -33,7 +34,14 @@ CALLS = {  # dotted call -> why it is dangerous
     "sympy.parsing.sympy_parser.parse_expr": "eval() of a string",
 }
 # (file, finding) -> why it is safe. Keep it short and justified.
-ALLOWED: dict[tuple[str, str], str] = {}
+_SANDBOX = "rewards/sandbox.py"
+ALLOWED: dict[tuple[str, str], str] = {
+    # The code reward runs model-written programs against tests by design; the sandbox is the one place that does.
+    (_SANDBOX, "exec()"): "the program and the tests, each in its own forked process after the uid drop, namespaces, "
+                          "seccomp and rlimits (candidate C, tester T); never in the caller",
+    (_SANDBOX, "compile()"): "the program and the tests, compiled in those same sandbox processes before exec",
+    (_SANDBOX, "__import__()"): "the fork server warming stdlib modules from a constant list (_WARM_MODULES)",
+}
 
 
 def dotted(node: ast.AST) -> str:
