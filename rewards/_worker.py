@@ -45,6 +45,9 @@ _WARMUP = [
     ("10\\%", "\\$10"),
     ("1 \\pm \\sqrt{19}", "1+\\sqrt{19}, 1-\\sqrt{19}"),
     ("\\dfrac{14}{3}", "4\\frac{2}{3}"),
+    ("10^{-40}", "2\\cdot 10^{-40}"),  # the relative-tolerance check (mathcheck._relatively_equal)
+    ("x - 10^{-40}", "x - 2\\cdot 10^{-40}"),
+    ("1\\,000", "1000"),
 ]
 
 

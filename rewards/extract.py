@@ -14,9 +14,11 @@ Answer policies (`ANSWER_POLICIES`), chosen per call with `policy=` (`accuracy_r
   3. an explicit statement in the text after `</think>`: the last "the answer is X", "Final Answer: X",
      "Answer: X" or GSM8K's "#### X" (X: the math right after it, else the rest of that sentence); else a final
      sentence that concludes with the result ("Therefore, the total is $19$.": `concluded_answer`);
-  4. the text after `</think>` when it is itself a short bare answer (one line, at most 80 characters, no tags,
+  4. after a closed `</think>`, a reply of at most 400 characters whose closing sentence ends with "is/are/= X"
+     or with a math span, without a conclusion word ("</think> The smallest such integer is $7$.");
+  5. the text after `</think>` when it is itself a short bare answer (one line, at most 80 characters, no tags,
      at most one plain word, or a number followed by unit words: "5", "x = 3", "\\frac{1}{2}", "18 dollars");
-  5. the final `\\boxed{}` answer inside the closed reasoning (a model that boxed its result and stopped).
+  6. the final `\\boxed{}` answer inside the closed reasoning (a model that boxed its result and stopped).
   Anything else is no answer (""): a number merely appearing somewhere in untagged text earns nothing.
 
 Under both policies text inside an unterminated `<think>` (one never closed, e.g. a truncated completion) is never
@@ -64,14 +66,19 @@ _STATEMENT_RE = re.compile(
 )
 _TAG_RE = re.compile(r"</?(?:think|answer)>")
 # A final sentence that concludes with the result: "Therefore, the total is $19$." / "So the sum is 42 apples."
-_CONCLUSION_RE = re.compile(
-    r"(?:^|(?<=[.!?:\n]))\s*(?:\*\*)?(?:so|thus|therefore|hence|in\s+conclusion|in\s+total|altogether|finally|overall)\b,?"
+_CONCLUSION_CUE = r"(?:so|thus|therefore|hence|in\s+conclusion|in\s+total|altogether|finally|overall)\b,?"
+_CONCLUSION_BODY = (
     r"(?:[^.\n$]{0,200}?(?P<math>\$[^$]{1,200}\$|\\\((?:(?!\\\)).){1,200}\\\)|\\\[(?:(?!\\\]).){1,200}\\\])"
     r"|[^.\n]{0,200}?(?:\b(?:is|are|equals|equal\s+to|be)\b|=)\s*:?\s*"
     r"(?P<number>-?\d[\d,]*(?:\.\d+)?(?:\s*\\?%|(?:\s+[A-Za-z]+){0,3})))"
-    r"\s*(?:\*\*)?\s*[.!]?\s*$",
-    re.IGNORECASE | re.DOTALL,
+    r"\s*(?:\*\*)?\s*[.!]?\s*$"
 )
+_CONCLUSION_RE = re.compile(
+    r"(?:^|(?<=[.!?:\n]))\s*(?:\*\*)?" + _CONCLUSION_CUE + _CONCLUSION_BODY, re.IGNORECASE | re.DOTALL
+)
+# After </think> the text is the model's reply: its closing sentence needs no conclusion word when the reply is short.
+_CLOSING_RE = re.compile(r"(?:^|(?<=[.!?:\n]))\s*(?:\*\*)?" + _CONCLUSION_BODY, re.IGNORECASE | re.DOTALL)
+_MAX_REPLY = 400
 _MATH_OPEN = {"$$": "$$", "$": "$", "\\[": "\\]", "\\(": "\\)"}
 _SENTENCE_END_RE = re.compile(r"\n|\.(?=\s|$)|(?<=[^\d\s])\.(?=[A-Z])")
 _PLAIN_WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
@@ -255,16 +262,17 @@ def stated_answer(text: str) -> str | None:
     return value
 
 
-def concluded_answer(text: str) -> str | None:
+def concluded_answer(text: str, cue: bool = True) -> str | None:
     """The result a text's final sentence concludes with ("Therefore, the total is $19$."), or None.
 
     Only the very end of the text counts, and only a sentence that opens with a conclusion word (so, thus,
     therefore, hence, in conclusion, in total, altogether, finally, overall) and ends with its only math span
     (`$…$`, `\\(…\\)`, `\\[…\\]`: "Thus $x = 4$.") or with "is/are/equals/= N", N a number with at most three
-    unit words ("In total, there are 42 apples.").
+    unit words ("In total, there are 42 apples."). With `cue=False` (a short reply after `</think>`) the
+    conclusion word is not needed: "</think> The smallest such integer is $7$."
     """
     tail = text[-800:]
-    m = _CONCLUSION_RE.search(tail)
+    m = (_CONCLUSION_RE if cue else _CLOSING_RE).search(tail)
     if m is None:
         return None
     value = (m.group("math") or m.group("number")).strip()
@@ -310,6 +318,10 @@ def extract_answer(text: Any, policy: str = DEFAULT_POLICY) -> str:
         for found in (final_boxed(post), stated_answer(post), concluded_answer(post)):
             if found is not None and found.strip():
                 return found.strip()
+        if think_end >= 0 and len(post.strip()) <= _MAX_REPLY:
+            closing = concluded_answer(post, cue=False)
+            if closing is not None:
+                return closing
         if is_bare_answer(post):
             return post.strip()
         if think_end >= 0:

@@ -222,6 +222,11 @@ HAND: list[tuple[str, str, bool, str, str, str]] = [
     ("<think>work</think><answer>$\\boxed{2}, \\boxed{3}$</answer>", "\\{2, 3\\}", True, "strict", "model", "block with two boxes"),
     ("<think>work</think><answer>x = 2 or x = 3</answer>", "2, 3", True, "strict", "model", "two solutions in words"),
     ("<think>work</think><answer>k = 45, n = 2</answer>", "(45, 2)", True, "strict", "model", "assignments vs pair"),
+    ("<think>Try 6: no. Try 7: yes.</think>\nThe smallest such integer is $7$.", "7", True, "lenient", "model", "short reply after </think>"),
+    ("<think>Try 6: no. Try 7: yes.</think>\nThe smallest such integer is 7.", "7", True, "lenient", "model", "short reply after </think>, plain number"),
+    ("<think>Try 6: no. Try 7: yes.</think>\nThe smallest such integer is $7$.", "6", False, "lenient", "hard negative", "short reply states another value"),
+    ("<think>Try 6: no. Try 7: yes.</think>\nThe smallest such integer is $7$.", "7", False, "strict", "policy", "strict: no answer block"),
+    ("I tried 6 and it failed. The smallest such integer is 7.", "7", False, "lenient", "policy", "untagged prose without a cue: no answer"),
     # ---- lenient forms of base models (boxed template, no tags)
     ("Let's compute. $2+3=5$. So the final answer is $\\boxed{5}$.", "5", True, "lenient", "model", "boxed template"),
     ("The final answer is $\\boxed{\\frac{\\sqrt{3}}{2}}$", "\\frac{\\sqrt3}{2}", True, "lenient", "model", "boxed surd"),
