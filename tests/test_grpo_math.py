@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -59,14 +60,14 @@ def tiny():
     return path, load_tokenizer(path)
 
 
-def make_trainer(args, tiny, reward_fn, prompts):
+def make_trainer(args, tiny, reward_fn, prompts, name: str = "crafted"):
     from datasets import Dataset
 
     path, tokenizer = tiny
     model = load_model(path, dtype="float32")
     trainer = R1ZeroTrainer(
         model=model,
-        reward_funcs=[SafeReward(reward_fn, "crafted")],
+        reward_funcs=[SafeReward(reward_fn, name)],
         args=args,
         train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=tokenizer,
@@ -173,6 +174,65 @@ def test_group_keep_mask_drops_exactly_zero_variance_groups():
     values = torch.tensor([1, 1, 1, 1, 0, 1, 0, 1, nan, nan, nan, 1, 2, 2, nan, 2, 0, 0, 0, 1e-3])
     keep = group_keep_mask(values, 4)
     assert keep.tolist() == [False] * 4 + [True] * 4 + [False] * 8 + [True] * 4
+
+
+def test_group_keep_mask_keeps_a_group_whose_scorable_rewards_vary_despite_nan():
+    """An unscorable completion (NaN: a reward returned None) does not cost its group the others' signal: a group is
+    dropped only when its finite rewards are all equal (or fewer than two are finite)."""
+    nan = float("nan")
+    groups = [
+        ([nan, 0, 1, 1], True),  # one NaN, the rest vary: kept
+        ([0, nan, nan, 1], True),  # two finite values that differ: kept
+        ([1, nan, 1, 1], False),  # the finite values are all equal: dropped
+        ([nan, nan, nan, 0], False),  # one finite value: dropped
+        ([nan, nan, nan, nan], False),
+        ([float("inf"), 0, 0, 0], False),  # inf is not scorable either
+        ([float("inf"), 0, 1, 0], True),
+    ]
+    keep = group_keep_mask(torch.tensor([v for g, _ in groups for v in g]), 4)
+    assert keep.view(-1, 4).all(dim=1).tolist() == [k for _, k in groups]
+    assert keep.view(-1, 4).any(dim=1).tolist() == [k for _, k in groups]  # whole groups, never single rows
+
+
+def test_group_metric_reads_the_named_reward_with_its_nans():
+    """DAPO filters on `accuracy`, whose unscorable completions are None -> NaN; `reward` is the weighted sum over the
+    scorable rewards (NaN only when no reward scored the completion)."""
+    nan = float("nan")
+    rpf = torch.tensor([[nan, 1.0], [1.0, 0.0], [0.0, nan], [nan, nan]])
+    fake = SimpleNamespace(
+        _last_rewards_per_func=rpf, reward_func_names=["accuracy", "format"], reward_weights=torch.tensor([1.0, 0.5])
+    )
+    accuracy = R1ZeroTrainer._group_metric(SimpleNamespace(**vars(fake), dynamic_sampling_metric="accuracy"))
+    assert accuracy[1:3].tolist() == [1.0, 0.0] and accuracy[0].isnan() and accuracy[3].isnan()
+    reward = R1ZeroTrainer._group_metric(SimpleNamespace(**vars(fake), dynamic_sampling_metric="reward"))
+    assert reward[:3].tolist() == [0.5, 1.0, 0.0] and reward[3].isnan()
+    assert group_keep_mask(accuracy, 4).tolist() == [True] * 4  # finite accuracies 1, 0 vary
+
+
+def _unscorable_first(prompts, completions, **kw):
+    # like _const_or_vary, but the first completion of every group could not be scored (None -> NaN)
+    return [None if i % G == 0 else (1.0 if "const" in p else float(i % 2)) for i, p in enumerate(prompts)]
+
+
+def test_dynamic_sampling_on_accuracy_keeps_groups_with_an_unscorable_completion(tiny, tmp_path):
+    """The DAPO preset filters on accuracy. A "vary" group scores [None, 1, 0, 1]: its scorable rewards vary, so it
+    trains; a "const" group scores [None, 1, 1, 1] and is dropped."""
+    args = tiny_args(
+        PRESETS["dapo"], tmp_path, "--dynamic_sampling", "true", "--dynamic_sampling_metric", "accuracy",
+        "--dynamic_sampling_max_rounds", "8", "--max_completion_length", "3",
+    )
+    prompts = [f"{kind} {k}: What is {k} + 1?" for k in range(6) for kind in ("const", "vary")]
+    trainer = make_trainer(args, tiny, _unscorable_first, prompts, name="accuracy")
+    assert trainer.dynamic_sampling_metric == "accuracy"
+    out = trainer._generate_and_score_completions([{"prompt": prompts[0]}] * G + [{"prompt": prompts[1]}] * G)
+
+    assert num_rows(out) == 2 * G
+    texts = tiny[1].batch_decode(out["prompt_ids"], skip_special_tokens=True)
+    assert all("vary" in t for t in texts), texts  # the vary groups were kept despite their NaN
+    m = trainer._metrics["train"]
+    assert m["dynamic_sampling/filler_frac"][-1] == 0.0  # kept groups filled the batch: no masked filler rows
+    assert out["completion_mask"].sum(1).min() > 0
+    assert 0 < m["dynamic_sampling/kept_group_frac"][-1] < 1
 
 
 def _toy_batch(prompt_lens, completion_lens, pad=0, start=0):
