@@ -1,8 +1,9 @@
-"""Run artifacts: metrics.jsonl lines, resume truncation, the time cap, summary cost maths, curves."""
+"""Run artifacts: metrics.jsonl lines, resume truncation, the time cap, summary cost maths, curves, held-out results."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -122,3 +123,79 @@ def test_curves_png():
                for i in range(1, 21)]
     png = render_curves(records)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+# ----------------------------------------------------------------------------------------------- held-out evaluation
+
+TINY_CONFIG = str(Path(__file__).resolve().parent / "configs" / "tiny_qwen2.yaml")
+
+
+def heldout_run(tmp_path, *extra):
+    from r1.config import parse_args
+    from r1.train import prepare
+
+    run = parse_args(["--config", TINY_CONFIG, "--output_dir", str(tmp_path / "out"), "--heldout_size", "3",
+                      "--heldout_num_samples", "3", "--heldout_temperature", "0.7", *extra])
+    return run, prepare(run)
+
+
+class StubModel:
+    training = True
+
+    def eval(self):
+        self.training = False
+        return self
+
+    def train(self, mode=True):
+        self.training = mode
+        return self
+
+
+def test_heldout_eval_reports_sampled_as_accuracy_and_greedy_as_greedy(tmp_path, monkeypatch):
+    """Sampled avg@n and greedy accuracy come from two evaluate() calls; each result must land under its own name
+    (a random tiny model scores 0 on both, so the real calls cannot tell a swap: these fakes return distinct values)."""
+    import r1.train
+
+    run, plan = heldout_run(tmp_path, "--heldout_max_new_tokens", "5")
+    calls = []
+
+    def fake_evaluate(model, tokenizer, problems, template, *, num_samples, temperature, **kw):
+        assert model.training is False  # evaluated in eval mode
+        calls.append(dict(problems=problems, template=template, n=num_samples, t=temperature, **kw))
+        if temperature == 0.0 and num_samples == 1:
+            return {"avg@1": 0.75, "format_rate": 0.125}
+        assert (temperature, num_samples) == (0.7, 3)
+        return {"avg@3": 0.25, "format_rate": 0.5, "avg@1": 0.0}
+
+    monkeypatch.setattr(r1.train, "evaluate", fake_evaluate)
+    model = StubModel()
+    result = r1.train.heldout_eval(model, None, plan, run, "before")
+    assert result == {"accuracy": 0.25, "format_rate": 0.5, "greedy": 0.75, "greedy_format_rate": 0.125}
+    assert model.training is True  # training mode restored
+    assert sorted((c["t"], c["n"]) for c in calls) == [(0.0, 1), (0.7, 3)]
+    want = [{"id": i, "problem": r["problem"], "answer": r["answer"]} for i, r in enumerate(plan.heldout)]
+    for c in calls:
+        assert c["problems"] == want and c["template"] == "r1_zero"
+        assert c["max_new_tokens"] == 5 and c["seed"] == run.training.seed
+
+    fields = r1.train.heldout_phase(model, None, plan, run, "after", SimpleNamespace(is_main_process=True,
+                                                                                     wait_for_everyone=lambda: None))
+    assert fields == {"heldout_accuracy_after": 0.25, "heldout_greedy_after": 0.75, "heldout_format_after": 0.5}
+
+
+def test_heldout_eval_equals_direct_evaluate_calls_on_tiny_qwen2(tmp_path):
+    """The same numbers as calling r1.evaluation.evaluate directly: sampled avg@n at the held-out temperature, and
+    greedy avg@1 (real generation on the tiny model, 3 problems, 4 new tokens)."""
+    from r1.evaluation import evaluate
+    from r1.models import load_model, load_tokenizer
+    from r1.train import heldout_eval
+
+    run, plan = heldout_run(tmp_path, "--heldout_max_new_tokens", "4")
+    model, tokenizer = load_model("tiny:qwen2", dtype="float32"), load_tokenizer("tiny:qwen2")
+    result = heldout_eval(model, tokenizer, plan, run, "before")
+    problems = [{"id": i, "problem": r["problem"], "answer": r["answer"]} for i, r in enumerate(plan.heldout)]
+    common = dict(top_p=1.0, max_new_tokens=4, seed=run.training.seed, progress=False)
+    sampled = evaluate(model, tokenizer, problems, "r1_zero", num_samples=3, temperature=0.7, **common)
+    greedy = evaluate(model, tokenizer, problems, "r1_zero", num_samples=1, temperature=0.0, **common)
+    assert result["accuracy"] == sampled["avg@3"] and result["format_rate"] == sampled["format_rate"]
+    assert result["greedy"] == greedy["avg@1"] and result["greedy_format_rate"] == greedy["format_rate"]
