@@ -1,4 +1,4 @@
-"""Run artifacts: metrics.jsonl lines, resume truncation, the time cap, summary cost maths, curves, held-out results."""
+"""Run artifacts: metrics.jsonl lines, resume truncation, the time cap, summary costs, curves, held-out results."""
 
 from __future__ import annotations
 
