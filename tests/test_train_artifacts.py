@@ -1,4 +1,5 @@
-"""Run artifacts: metrics.jsonl lines, resume truncation, the time cap, summary costs, curves, held-out results."""
+"""Run artifacts: metrics.jsonl lines, resume truncation, the time cap, summary cost maths, curves; held-out
+evaluation results."""
 
 from __future__ import annotations
 
