@@ -238,6 +238,8 @@ def stated_answer(text: str) -> str | None:
     X is the math right after the statement when it opens with `$`/`\\[`/`\\(` (or a box), else the rest of the
     sentence (up to a line break or a full stop that ends the sentence), without trailing punctuation/markdown.
     """
+    if "####" not in text and "answer" not in text.lower():  # a plain scan is 10x faster than the regex on 1 MB
+        return None
     last = None
     for m in _STATEMENT_RE.finditer(text):
         last = m
