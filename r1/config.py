@@ -32,6 +32,7 @@ from r1.rewarding import check_reward_names
 from r1.rollout import BACKENDS as ROLLOUT_BACKENDS
 from r1.tasks import TASK_NAMES
 from r1.templates import get_template
+from rewards.extract import ANSWER_POLICIES
 from rewards.registry import UnknownNameError, did_you_mean, lookup
 
 DEFAULT_REFLECTION_WORDS = (
@@ -55,7 +56,8 @@ class ScriptArguments:
 
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": "Hub dataset id or local .jsonl/.json/.parquet file. Required for task=math."},
+        metadata={"help": "Hub dataset id or local .jsonl/.json/.parquet file. Required for task=math; task=code: "
+                  "default mbpp (MBPP's mbpp.jsonl in $R1_DATA_DIR), or a file with problem and tests columns."},
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
     dataset_split: str = field(default="train", metadata={"help": "Dataset split to train on."})
@@ -73,9 +75,14 @@ class ScriptArguments:
         default_factory=lambda: ["accuracy", "format"],
         metadata={"help": "Reward function names (rewards.REWARD_FUNCS, plus soft_overlong)."},
     )
+    answer_policy: str = field(
+        default="lenient",
+        metadata={"help": "What the accuracy reward credits: strict = only an <answer> block after </think> (the R1-Zero "
+                  "preset); lenient = also a final \\boxed{} or an explicit final statement (rewards.extract)."},
+    )
     task: str = field(
         default="math",
-        metadata={"help": "math (a dataset), countdown or arithmetic (problems generated on the fly, seeded)."},
+        metadata={"help": "math or code (a dataset), countdown or arithmetic (problems generated on the fly, seeded)."},
     )
     task_size: int = field(default=10000, metadata={"help": "Number of generated training problems."})
     task_seed: int = field(default=0, metadata={"help": "Seed of the generator (the held-out set uses seed + 1)."})
@@ -123,6 +130,8 @@ class ScriptArguments:
             raise ConfigError(str(e)) from None
         if self.task == "math" and not self.dataset_name:
             raise ConfigError("task=math needs dataset_name (a hub id or a local .jsonl/.parquet file)")
+        if self.task == "code" and not self.dataset_name:
+            self.dataset_name = "mbpp"  # r1.data.MBPP: MBPP's train split from the data dir
         for name in ("task_size", "heldout_num_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)})")
@@ -131,6 +140,10 @@ class ScriptArguments:
         if not self.reward_funcs:
             raise ConfigError("reward_funcs is empty; name at least one reward, e.g. --reward_funcs accuracy format")
         self.reward_funcs = check_reward_names(self.reward_funcs)  # one spelling everywhere: accuracy_reward -> accuracy
+        try:
+            self.answer_policy = lookup("answer policy", self.answer_policy, ANSWER_POLICIES)
+        except UnknownNameError as e:
+            raise ConfigError(str(e)) from None
 
 
 @dataclass
@@ -233,6 +246,12 @@ class R1GRPOConfig(GRPOConfig):
             "help": "A step whose loss or gradient norm is NaN/inf is skipped (no update) and counted; stop the run "
             "after this many in a row (0 = never stop)."
         },
+    )
+    rank_lost_timeout: float = field(
+        default=60.0,
+        metadata={"help": "Several processes: a rank whose process ended (same machine) or that sent no heartbeat for "
+                  "this many seconds (other machines) is lost; the others exit with one line naming it instead of "
+                  "waiting in a collective (r1/distributed.py)."},
     )
 
     def __post_init__(self) -> None:
@@ -550,10 +569,12 @@ def _has_accelerator() -> bool:
 
 # Script fields that only mean something for some tasks: set for another task, they would be silently ignored.
 _MATH = ("math",)
+_DATASET = ("math", "code")
 _GENERATED = ("countdown", "arithmetic")
 TASK_FIELDS: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("dataset_name", "dataset_config", "dataset_split", "problem_column", "answer_column",
-                     "min_level", "max_level", "dedupe", "decontaminate", "max_train_samples"), _MATH),
+    **dict.fromkeys(("dataset_name", "dataset_config", "dataset_split", "problem_column", "dedupe", "decontaminate",
+                     "max_train_samples"), _DATASET),
+    **dict.fromkeys(("answer_column", "min_level", "max_level"), _MATH),
     **dict.fromkeys(("task_size", "task_ops", "heldout_size", "heldout_num_samples",
                      "heldout_temperature", "heldout_max_new_tokens"), _GENERATED),
     **dict.fromkeys(("task_level", "task_max_operand", "task_num_operands"), ("arithmetic",)),
@@ -584,6 +605,7 @@ def inapplicable_fields(run: RunConfig) -> dict[str, str]:
         "overlong_buffer_len": (t.overlong_buffer_len == 0 or "soft_overlong" in s.reward_funcs,
                                 "the soft_overlong reward in reward_funcs"),
         "sample_log_count": (t.sample_log_steps > 0, "sample_log_steps > 0"),
+        "answer_policy": ("accuracy" in s.reward_funcs, "the accuracy reward in reward_funcs"),
         **dict.fromkeys(("alarm_clipped_ratio", "alarm_entropy_fraction", "alarm_unscored_frac"),
                         (t.alarm_window > 0, "alarm_window > 0")),
         "stop_at_answer": (get_template(s.template).stop_text is not None and not t.use_vllm,

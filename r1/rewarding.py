@@ -14,6 +14,7 @@ before those numbers become advantages, and they live here:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from trl.rewards import get_soft_overlong_punishment
 
 from r1.errors import ConfigError, RewardError
 from r1.templates import with_prefill
+from rewards.extract import DEFAULT_POLICY
 from rewards.registry import REWARD_FUNCS, UnknownNameError, reward_name
 
 logger = logging.getLogger(__name__)
@@ -120,9 +122,11 @@ def build_reward_funcs(
     prefill: str = "",
     max_completion_length: int | None = None,
     overlong_buffer_len: int = 0,
+    answer_policy: str = DEFAULT_POLICY,
 ) -> list[SafeReward]:
     """Reward functions by registry name, wrapped in `SafeReward`. `soft_overlong` is DAPO's soft overlong
-    punishment (TRL's implementation), which needs the length budget, so it is built here from the config."""
+    punishment (TRL's implementation), which needs the length budget, so it is built here from the config; the
+    accuracy reward gets the run's `answer_policy` (rewards.extract: strict = only an answer block after </think>)."""
     funcs: list[SafeReward] = []
     for name in check_reward_names(names):
         if name == "soft_overlong":
@@ -130,6 +134,8 @@ def build_reward_funcs(
                 raise ValueError("reward soft_overlong needs max_completion_length and overlong_buffer_len > 0")
             inner = get_soft_overlong_punishment(max_completion_length, overlong_buffer_len)
             funcs.append(SafeReward(_IdsOnly(inner), name))  # works on token ids: no prefill needed
+        elif name == "accuracy":
+            funcs.append(SafeReward(functools.partial(REWARD_FUNCS[name], answer_policy=answer_policy), name, prefill))
         else:
             funcs.append(SafeReward(REWARD_FUNCS[name], name, prefill))
     return funcs

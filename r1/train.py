@@ -25,8 +25,9 @@ from accelerate import PartialState
 from r1.artifacts import CONFIG_FILE_NAME, atomic_write_text
 from r1.callbacks import CURVES_FILE, METRICS_FILE, SAMPLES_FILE, SUMMARY_FILE, RunArtifactsCallback
 from r1.config import RunConfig
-from r1.data import load_training_dataset
-from r1.errors import ConfigError, ModelNotFoundError, first_line
+from r1.data import MBPP, load_code_dataset, load_training_dataset
+from r1.distributed import RankWatchdog, check_launch, engine_name, honour_fsdp_on_cpu
+from r1.errors import ConfigError, DatasetError, ModelNotFoundError, first_line
 from r1.evaluation import evaluate
 from r1.guards import last_complete_checkpoint
 from r1.hub import is_hub_id, is_offline
@@ -64,6 +65,7 @@ class Plan:
 
 def prepare(run: RunConfig) -> Plan:
     """Everything that can fail without weights, in the order a user would fix it."""
+    check_launch()  # `accelerate launch --cpu --num_processes 2` starts one process: say so, name the command that works
     template = get_template(run.script.template)
     check_reward_names(run.script.reward_funcs)
     resume = check_output_dir(run)
@@ -81,6 +83,11 @@ def prepare(run: RunConfig) -> Plan:
         )
     if run.script.task == "countdown" and "countdown" not in run.script.reward_funcs:
         notes.append("WARNING task=countdown without the countdown reward: accuracy is graded as math equality")
+    if run.script.task == "code" and "code" not in run.script.reward_funcs:
+        notes.append("WARNING task=code without the code reward: no reward runs the programs against the tests")
+    if run.script.task != "code" and "code" in run.script.reward_funcs:
+        raise ConfigError(f"reward code needs task=code (problems with tests), not task={run.script.task}; "
+                          "pass --task code or drop the code reward")
     model_path = check_model(run.model.model_name_or_path, dry_run=run.script.dry_run,
                              trust_remote_code=t.trust_remote_code, notes=notes)
     return Plan(template, dataset, heldout, model_path=model_path, resume=resume, data_stats=stats, notes=notes)
@@ -117,6 +124,8 @@ def build_dataset(run: RunConfig, notes: list[str]) -> tuple[Any, Any, dict[str,
             decontaminate=s.decontaminate, limit=s.max_train_samples, seed=s.task_seed,
         )
         return ds, None, stats
+    if s.task == "code":
+        return build_code_dataset(run, notes)
     settings = generator_settings(run)
     try:
         train, heldout = train_and_heldout(s.task, s.task_size, s.heldout_size, seed=s.task_seed, **settings)
@@ -124,6 +133,26 @@ def build_dataset(run: RunConfig, notes: list[str]) -> tuple[Any, Any, dict[str,
         raise ConfigError(f"task {s.task}: {first_line(e)}") from None
     stats = {"source": f"generated:{s.task}", "settings": settings, "seed": s.task_seed, "final": len(train)}
     return train, (heldout if s.heldout_size else None), stats
+
+
+def build_code_dataset(run: RunConfig, notes: list[str]) -> tuple[Any, Any, dict[str, Any]]:
+    """task=code: MBPP's split from the data dir (dataset_name mbpp) or a dataset with problem and tests columns."""
+    s = run.script
+    mbpp = s.dataset_name.strip().lower() == MBPP
+    if s.dry_run and not mbpp and is_hub_id(s.dataset_name) and is_offline():
+        notes.append(f"WARNING dataset {s.dataset_name}: hub dataset offline; columns and tests not verified")
+        return None, None, {}
+    try:
+        ds, stats = load_code_dataset(
+            s.dataset_name, s.dataset_split, problem_column=s.problem_column, dataset_config=s.dataset_config,
+            dedupe=s.dedupe, decontaminate=s.decontaminate, limit=s.max_train_samples, seed=s.task_seed,
+        )
+    except DatasetError as e:
+        if not (s.dry_run and mbpp and "not found" in str(e)):
+            raise
+        notes.append(f"WARNING {first_line(e)}: the training set is not verified (set R1_DATA_DIR before training)")
+        return None, None, {}
+    return ds, None, stats
 
 
 def generator_settings(run: RunConfig) -> dict[str, Any]:
@@ -199,7 +228,9 @@ def dry_run_lines(run: RunConfig, plan: Plan) -> list[str]:
 
 def train(run: RunConfig, plan: Plan) -> list[str]:
     """Train as planned; returns the result lines for the user (model folder, held-out before/after, curves)."""
+    honour_fsdp_on_cpu()  # an FSDP launch config on CPU: FSDP over gloo, not accelerate's silent DDP
     state = PartialState()
+    watchdog = RankWatchdog(state.process_index, state.num_processes, timeout=run.training.rank_lost_timeout).start()
     out = Path(run.training.output_dir)
     if state.is_main_process:
         start_output_dir(run, out, fresh=not plan.resume)
@@ -210,8 +241,9 @@ def train(run: RunConfig, plan: Plan) -> list[str]:
     if plan.heldout is not None and not plan.resume:
         extra.update(heldout_phase(model, tokenizer, plan, run, "before", state))
     trainer = build_trainer(run, plan, model, tokenizer)
+    logger.info("distributed: %s", engine_name(trainer.accelerator))
     trainer.artifacts.summary_extra.update(extra)
-    train_seconds = run_training(trainer, plan.resume)
+    train_seconds = run_training(trainer, plan.resume, watchdog)
     trainer.save_model(str(out))  # model + tokenizer (processing_class)
     if state.is_main_process:
         tokenizer.save_pretrained(str(out))
@@ -221,6 +253,8 @@ def train(run: RunConfig, plan: Plan) -> list[str]:
     trainer.artifacts.summary_extra.update(
         format_rate_final=last.get("format_rate"), train_seconds=round(train_seconds, 1), steps=trainer.state.global_step
     )
+    state.wait_for_everyone()
+    watchdog.stop()  # every rank is past the last collective: a peer that exits now is not lost
     summary = trainer.artifacts.write_summary("completed")
     return result_lines(summary, trainer.artifacts, run.script.heldout_num_samples, out) if state.is_main_process else []
 
@@ -255,13 +289,14 @@ def build_trainer(run: RunConfig, plan: Plan, model: Any, tokenizer: Any) -> R1Z
     )
     reward_funcs = build_reward_funcs(s.reward_funcs, prefill=plan.template.prefill,
                                       max_completion_length=t.max_completion_length,
-                                      overlong_buffer_len=t.overlong_buffer_len)
+                                      overlong_buffer_len=t.overlong_buffer_len, answer_policy=s.answer_policy)
     return R1ZeroTrainer(model=model, reward_funcs=reward_funcs, args=t, train_dataset=dataset,
                          processing_class=tokenizer, template=plan.template)
 
 
-def run_training(trainer: R1ZeroTrainer, resume: str | None) -> float:
-    """`trainer.train()` with SIGTERM turned into an interrupt; summary.json records a failure or interrupt."""
+def run_training(trainer: R1ZeroTrainer, resume: str | None, watchdog: RankWatchdog | None = None) -> float:
+    """`trainer.train()` with SIGTERM turned into an interrupt; summary.json records a failure or interrupt. With
+    several processes, a failure caused by a lost or failed peer ends this rank with one line naming it."""
 
     def on_sigterm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -273,6 +308,8 @@ def run_training(trainer: R1ZeroTrainer, resume: str | None) -> float:
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         trainer.artifacts.write_summary(status, error=f"{type(e).__name__}: {first_line(e)}")
+        if watchdog is not None:
+            watchdog.explain(e)  # exits here when another rank was lost or failed first
         raise
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
