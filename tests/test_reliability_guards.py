@@ -147,6 +147,53 @@ def test_epoch_sampler_draws_what_an_uninterrupted_trl_sampler_draws(shuffle):
     assert [list(s) for s in [EpochRepeatSampler(**kw)] for _ in range(2)] == uninterrupted[:2]
 
 
+def seeded_permutations(n: int, seed: int, epochs: int) -> list[list[int]]:
+    """The order of each epoch, computed without TRL or r1: epoch e is the (e+1)-th randperm of a seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randperm(n, generator=generator).tolist() for _ in range(epochs)]
+
+
+def test_epoch_sampler_order_is_a_fixed_function_of_seed_and_epoch():
+    from r1.guards import EpochRepeatSampler
+
+    n, seed = 9, 7
+    perms = seeded_permutations(n, seed, 3)
+    assert perms[0] != perms[1] != perms[2]
+    kw = dict(data_source=list(range(n)), mini_repeat_count=2, batch_size=3, repeat_count=2, shuffle=True, seed=seed)
+
+    def expected(epoch: int) -> list[int]:  # TRL's layout: per chunk of 3, repeat_count times, each index twice
+        chunks = [perms[epoch][i : i + 3] for i in range(0, n, 3)]
+        return [index for chunk in chunks for _ in range(2) for index in chunk for _ in range(2)]
+
+    for epoch in (2, 1, 0, 1):  # any epoch, in any order, from a fresh sampler (a resumed run)
+        sampler = EpochRepeatSampler(**kw)
+        sampler.set_epoch(epoch)
+        assert list(sampler) == expected(epoch), epoch
+        assert list(sampler) == expected(epoch)  # iterating again within the epoch repeats the epoch's order
+    sampler = EpochRepeatSampler(**kw)  # one sampler through epochs 0, 1, 2 (an uninterrupted run)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        assert list(sampler) == expected(epoch), epoch
+
+
+def test_training_across_an_epoch_boundary_draws_the_seeded_orders(tmp_path):
+    """In a real training loop (HF calls set_epoch at each epoch start) epoch 1 trains on the prompts in the second
+    seeded order, not again in epoch 0's."""
+    trainer = make_trainer(tmp_path, "--max_steps", "8", "--per_device_train_batch_size", "8", "--seed", "3")
+    seen: list[str] = []
+    generate = trainer._generate_and_score_completions
+
+    def recording(inputs):
+        seen.extend(x["prompt"] for x in inputs)
+        return generate(inputs)
+
+    trainer._generate_and_score_completions = recording
+    trainer.train()
+    order = [int(p.split()[2]) for p in seen[:: trainer.num_generations]]  # "What is {i} + {i}?" -> i
+    perms = seeded_permutations(8, 3, 2)
+    assert order == perms[0] + perms[1]  # 2 prompts per step, 4 steps per epoch, 2 epochs
+
+
 def test_trainer_uses_the_epoch_sampler(tmp_path):
     from r1.guards import EpochRepeatSampler
 
