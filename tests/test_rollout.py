@@ -268,15 +268,54 @@ def test_grpo_compiled_backend_replica_tracks_the_policy(tmp_path):
     assert stale() == 0
 
 
-def test_fast_rollout_can_be_switched_off(tmp_path, caplog):
+@pytest.fixture
+def count_lean_decoding(monkeypatch):
+    """Calls of the lean decode loop during the test: through r1.rollout's `lean_sample` and `_DecodeLoop.run`."""
+    import functools
+
+    import r1.decoding
+    import r1.rollout
+
+    calls: list[str] = []
+
+    @functools.wraps(lean_sample)
+    def counting_lean_sample(*args, **kwargs):
+        calls.append("lean_sample")
+        return lean_sample(*args, **kwargs)
+
+    run = r1.decoding._DecodeLoop.run
+
+    def counting_run(self):
+        calls.append("decode_loop")
+        return run(self)
+
+    monkeypatch.setattr(r1.rollout, "lean_sample", counting_lean_sample)
+    monkeypatch.setattr(r1.decoding._DecodeLoop, "run", counting_run)
+    return calls
+
+
+def test_fast_rollout_can_be_switched_off(tmp_path, caplog, count_lean_decoding, count_direct_steps):
     from trl import GRPOTrainer
 
     class FastTrainer(FastRolloutMixin, GRPOTrainer):
         pass
 
+    _, on_logs, _ = _train(FastTrainer, tmp_path, "on", steps=1)
+    assert "lean_sample" in count_lean_decoding and "decode_loop" in count_lean_decoding  # the counters are live
+    count_lean_decoding.clear()
+    count_direct_steps.clear()
+
     with caplog.at_level(logging.INFO, logger="r1.rollout"):
-        _train(FastTrainer, tmp_path, "off", steps=1, fast_rollout=False)
-    assert "fast rollout off: disabled" in caplog.text
+        _, off_logs, off_completions = _train(FastTrainer, tmp_path, "off", steps=1, fast_rollout=False)
+    assert "fast rollout off: disabled" in caplog.text and "fast rollout on" not in caplog.text
+    assert count_lean_decoding == [] and count_direct_steps == [], "fast_rollout=False must not run r1's decode loop"
+
+    _, trl_logs, trl_completions = _train(GRPOTrainer, tmp_path, "trl", steps=1)
+    assert off_completions == trl_completions
+    for off, ref in zip(off_logs, trl_logs, strict=True):
+        for key in ("loss", "reward", "reward_std", "grad_norm", "entropy"):
+            assert off[key] == ref[key], key
+    assert len(off_logs) == len(on_logs) == 1
 
 
 def test_compiled_backend_failure_falls_back_to_exact(tmp_path, caplog, monkeypatch):
