@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import re
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 
 import torch
@@ -49,6 +51,41 @@ def sample_seed(seed: int, problem_key: str, sample_index: int) -> int:
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
+# The vLLM releases TRL 1.16 supports (trl.import_utils.is_vllm_available); pyproject's `vllm` extra pins the same.
+VLLM_SUPPORTED = ((0, 22, 0), (0, 31, 0))
+
+
+def installed_vllm_version() -> str | None:
+    """The installed vLLM version string, None when vLLM is not installed (no import of vLLM itself)."""
+    try:
+        return version("vllm")
+    except PackageNotFoundError:
+        return None
+
+
+def vllm_version_problem(installed: str | None) -> str | None:
+    """One line saying why the installed vLLM cannot be used (None when it can): missing, or outside the range
+    that TRL 1.16 supports. `installed` is a version string such as "0.30.1" or "0.10.2+cu128"."""
+    lo, hi = VLLM_SUPPORTED
+    want = f"{'.'.join(map(str, lo))} to {'.'.join(map(str, hi))}"
+    if installed is None:
+        return f"vLLM is not installed; pip install 'r1-zero[vllm]' (vLLM {want})"
+    m = re.match(r"\s*(\d+)\.(\d+)(?:\.(\d+))?", installed)  # release part only: 0.30.1rc1+cu128 -> 0.30.1
+    if m is None or not lo <= (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) <= hi:
+        return (f"vLLM {installed} is installed but r1-zero (through TRL 1.16) supports vLLM {want}; "
+                "pip install 'r1-zero[vllm]' to get a supported version")
+    return None
+
+
+def check_vllm_version(installed: str | None = None) -> str:
+    """Raise ValueError with one line unless a supported vLLM is installed; returns its version."""
+    installed = installed if installed is not None else installed_vllm_version()
+    problem = vllm_version_problem(installed)
+    if problem:
+        raise ValueError(problem)
+    return str(installed)
+
+
 def vllm_available() -> bool:
     if importlib.util.find_spec("vllm") is None:
         return False
@@ -56,13 +93,23 @@ def vllm_available() -> bool:
 
 
 def resolve_backend(requested: str) -> str:
-    """`auto` → vLLM when it is importable and a GPU is present, else transformers."""
+    """`auto` → vLLM when a supported version is importable and a GPU is present, else transformers. An explicit
+    `vllm` checks the installed version first (one line when it is missing or unsupported)."""
     if requested not in BACKENDS:
         raise ValueError(f"unknown backend {requested!r}; choose one of: {', '.join(BACKENDS)}")
     if requested == "auto":
-        return "vllm" if vllm_available() else "transformers"
-    if requested == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise ValueError("--backend vllm needs vLLM: pip install 'r1-zero[vllm]', or use --backend transformers")
+        if not vllm_available():
+            return "transformers"
+        problem = vllm_version_problem(installed_vllm_version())
+        if problem:
+            logger.warning("%s; using the transformers backend", problem)
+            return "transformers"
+        return "vllm"
+    if requested == "vllm":
+        try:
+            check_vllm_version()
+        except ValueError as e:
+            raise ValueError(f"--backend vllm: {e}, or use --backend transformers") from None
     return requested
 
 
@@ -206,12 +253,15 @@ class VLLMGenerator:
     name = "vllm"
 
     def __init__(self, model_path: str, tokenizer: Any, *, dtype: str = "auto", trust_remote_code: bool = False,
-                 stop: str | None = None):
+                 stop: str | None = None, tensor_parallel_size: int = 1, max_model_len: int | None = None,
+                 gpu_memory_utilization: float = 0.9):
         from vllm import LLM  # lazy: optional dependency, GPU only
 
         self.tokenizer = tokenizer
         self.stop = stop
-        self.llm = LLM(model=model_path, dtype=dtype, trust_remote_code=trust_remote_code)
+        self.llm = LLM(model=model_path, dtype=dtype, trust_remote_code=trust_remote_code,
+                       tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
+                       gpu_memory_utilization=gpu_memory_utilization)
 
     def generate(
         self, prompts: list[str], seeds: list[int], *, temperature: float, top_p: float, max_new_tokens: int

@@ -107,10 +107,35 @@ def test_sampler_top_k_shortcut_equals_full_sort(monkeypatch):
 
 
 def test_backend_resolution_without_vllm():
+    import importlib.util
+
     assert resolve_backend("transformers") == "transformers"
-    assert resolve_backend("auto") in ("transformers", "vllm")
-    with pytest.raises(ValueError):
+    if importlib.util.find_spec("vllm") is None:  # this machine (CPU torch, no vLLM): auto is transformers
+        assert resolve_backend("auto") == "transformers"
+        with pytest.raises(ValueError, match="pip install 'r1-zero\\[vllm\\]'"):
+            resolve_backend("vllm")
+    with pytest.raises(ValueError, match="tensorrt"):
         resolve_backend("tensorrt")
+
+
+@pytest.mark.parametrize(
+    ("vllm_installed", "gpu", "expected"),
+    [(False, False, "transformers"), (False, True, "transformers"), (True, False, "transformers"), (True, True, "vllm")],
+)
+def test_auto_backend_is_vllm_only_with_vllm_and_a_gpu(monkeypatch, vllm_installed, gpu, expected):
+    import importlib.machinery
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+
+    def fake_find_spec(name, *args, **kwargs):
+        if name == "vllm":
+            return importlib.machinery.ModuleSpec("vllm", None) if vllm_installed else None
+        return find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", fake_find_spec)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    assert resolve_backend("auto") == expected
 
 
 def test_vllm_backend_sends_token_ids_and_per_request_seeds(monkeypatch, tiny):
@@ -146,9 +171,42 @@ def test_vllm_backend_sends_token_ids_and_per_request_seeds(monkeypatch, tiny):
     assert calls["prompts"] == [{"prompt_token_ids": tok(p)["input_ids"]} for p in PROMPTS[:2]]
     assert [p.kw["seed"] for p in calls["params"]] == [11, 22]
     assert calls["params"][0].kw | {"seed": 0} == dict(
-        n=1, temperature=0.6, top_p=0.95, max_tokens=7, seed=0, skip_special_tokens=True
+        n=1, temperature=0.6, top_p=0.95, max_tokens=7, seed=0, skip_special_tokens=True, stop=None,
+        include_stop_str_in_output=True,
     )
     assert [(c.text, c.tokens, c.truncated) for c in got] == [("c0", 1, False), ("c1", 2, True)]
+
+
+def test_vllm_engine_flags_reach_the_engine(monkeypatch, tiny):
+    import sys
+    import types
+
+    from r1.generation import VLLMGenerator
+
+    seen = {}
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=lambda **kw: seen.update(kw)))
+    VLLMGenerator("/m", tiny[1], tensor_parallel_size=4, max_model_len=8192, gpu_memory_utilization=0.5)
+    assert seen["tensor_parallel_size"] == 4 and seen["max_model_len"] == 8192 and seen["gpu_memory_utilization"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "installed, ok",
+    [("0.22.0", True), ("0.30.1rc1+cu128", True), ("0.31.0", True), ("0.10.2", False), ("0.21.9", False),
+     ("0.31.1", False), ("1.0.0", False), ("dev", False), (None, False)],
+)
+def test_vllm_version_check_is_trls_range_in_one_line(installed, ok):
+    from r1.generation import check_vllm_version, vllm_version_problem
+
+    problem = vllm_version_problem(installed)
+    assert (problem is None) == ok
+    if ok:
+        assert check_vllm_version(installed) == installed
+        return
+    assert "\n" not in problem and "pip install 'r1-zero[vllm]'" in problem
+    assert ("not installed" in problem) if installed is None else (f"vLLM {installed} is installed" in problem
+                                                                  and "0.22.0 to 0.31.0" in problem)
+    with pytest.raises(ValueError, match="r1-zero"):
+        check_vllm_version(installed or "")
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
