@@ -126,6 +126,8 @@ def test_auto_backend_is_vllm_only_with_vllm_and_a_gpu(monkeypatch, vllm_install
     import importlib.machinery
     import importlib.util
 
+    import r1.generation
+
     find_spec = importlib.util.find_spec
 
     def fake_find_spec(name, *args, **kwargs):
@@ -135,6 +137,9 @@ def test_auto_backend_is_vllm_only_with_vllm_and_a_gpu(monkeypatch, vllm_install
 
     monkeypatch.setattr(importlib.util, "find_spec", fake_find_spec)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    # a supported vLLM version when "installed" (where r1.generation checks versions)
+    monkeypatch.setattr(r1.generation, "installed_vllm_version", lambda: "0.30.1" if vllm_installed else None,
+                        raising=False)
     assert resolve_backend("auto") == expected
 
 

@@ -61,8 +61,14 @@ def test_tiny_model_resolves_loads_and_generates(tiny_cache: Path, arch: str) ->
     torch.manual_seed(0)
     out = model.generate(**batch, max_new_tokens=5, do_sample=True, pad_token_id=tokenizer.pad_token_id)
     assert out.shape[0] == len(prompts) and out.shape[1] > batch["input_ids"].shape[1]
-    new_text = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :])
-    assert all(isinstance(t, str) for t in new_text)
+    prompt_len = batch["input_ids"].shape[1]
+    assert torch.equal(out[:, :prompt_len], batch["input_ids"])  # generation continues the prompts as given
+    assert out.shape[1] == prompt_len + 5  # some row is still going after 5 tokens
+    new_text = tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
+    for text in new_text:
+        assert text.strip(), new_text  # every template's prompt is continued with visible text
+        # decoded to readable text (byte-level BPE round trip), not the tokenizer's internal byte symbols
+        assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
 
 
 def test_tiny_tokenizer_round_trips_math_text(tiny_cache: Path) -> None:
