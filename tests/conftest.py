@@ -29,8 +29,14 @@ SUBPROCESS_ENV = {
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
+    """The shared data sets. Missing data is a failure, never a skip: a CI machine without them would otherwise
+    pass while running none of the tests on real data."""
     if not DATA_DIR.is_dir():
-        pytest.skip(f"shared data not found at {DATA_DIR}")
+        pytest.fail(
+            f"shared data sets not found at {DATA_DIR}: put them there (../shared/data next to the repository) or set "
+            "R1_DATA_DIR to the folder that holds them (math_train.jsonl, math500.jsonl, gsm8k_*.jsonl, ...)",
+            pytrace=False,
+        )
     return DATA_DIR
 
 
