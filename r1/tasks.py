@@ -256,8 +256,9 @@ def arithmetic_dataset(
 # --------------------------------------------------------------------------------------------------------------
 
 GENERATED_TASKS: dict[str, Callable[..., Any]] = {"countdown": countdown_dataset, "arithmetic": arithmetic_dataset}
-# every task a run can train on: `math` reads a dataset, the others generate their problems
-TASK_NAMES = ("math", *GENERATED_TASKS)
+# every task a run can train on: `math` and `code` read a dataset (r1.data), the others generate their problems
+DATASET_TASKS = ("math", "code")
+TASK_NAMES = (*DATASET_TASKS, *GENERATED_TASKS)
 
 
 def generate_task(name: str, n: int, **settings: Any) -> Any:

@@ -21,6 +21,17 @@ R1_ZERO_INSTRUCTION = (
     "respectively, i.e., <think> reasoning process here </think> <answer> answer here </answer>."
 )
 
+# The code task: R1-Zero's wording, the program in a ```python block inside the answer tags (what `rewards.code`
+# extracts); the function name and signature come from the problem (HumanEval's stub, MBPP's shown asserts).
+CODE_INSTRUCTION = (
+    "A conversation between User and Assistant. The user asks for a Python function, and the Assistant writes it. "
+    "The assistant first thinks about the reasoning process in the mind and then provides the user with the "
+    "program. The reasoning process and the program are enclosed within <think> </think> and <answer> </answer> "
+    "tags, respectively, and the program is one complete ```python code block inside the answer tags that defines "
+    "the function with the exact name and arguments the problem uses (include its imports), i.e., "
+    "<think> reasoning process here </think> <answer>\n```python\nprogram here\n```\n</answer>."
+)
+
 ANSWER_CLOSE = "</answer>"
 
 ONESHOT_EXAMPLE = "Question: What is 2 + 3?\n<think>2 + 3 = 5</think><answer>5</answer>\n"
@@ -104,6 +115,13 @@ TEMPLATES: dict[str, Template] = {
                 "equation in <answer> </answer> tags, for example <answer> (1 + 2) / 3 </answer>.\n"
                 "Assistant: Let me solve this step by step.\n"
             ),
+            prefill="<think>",
+        ),
+        Template(
+            name="code",
+            description="Code tasks (HumanEval, MBPP): R1-Zero plain text, the program in a ```python block inside "
+            "<answer>; the assistant turn starts with <think>.",
+            user=CODE_INSTRUCTION + "\nUser: {problem}\nAssistant: ",
             prefill="<think>",
         ),
         Template(

@@ -37,7 +37,7 @@ def test_yaml_values_and_cli_overrides():
         (["--num_generations", "3"], "num_generations (3) must divide the generation batch (4"),
         (["--max_completion_length", "0"], "max_completion_length must be > 0"),
         (["--reward_weights", "1.0"], "reward_weights has 1 values but reward_funcs has 2"),
-        (["--task", "chess"], "unknown task 'chess'; choose one of: math, countdown, arithmetic"),
+        (["--task", "chess"], "unknown task 'chess'; choose one of: math, code, countdown, arithmetic"),
         (["--task", "countdwn"], "unknown task 'countdwn' (did you mean 'countdown'?)"),
         (["--task", "math"], "task=math needs dataset_name"),
         (["stray"], "unexpected argument 'stray'"),

@@ -199,7 +199,7 @@ def test_limit_is_seeded(data_dir: Path) -> None:
 
 def test_benchmarks_resolve_to_local_files(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sizes = {"aime24": 30, "aime25": 30, "amc23": 40, "math500": 500, "gsm8k": 1319}
-    assert set(BENCHMARKS) == set(sizes)
+    assert set(BENCHMARKS) == set(sizes) | {"humaneval", "mbpp"}  # the code benchmarks: tests/test_eval_code.py
     for name, size in sizes.items():
         bench, source = resolve_benchmark(name, data_dir)
         assert Path(source) == (data_dir / bench.local_file).resolve()
