@@ -8,6 +8,9 @@
   Lines are appended whole with flush + fsync by the main process only. On (re)start, lines for steps after the
   checkpoint being resumed are dropped first, so a resumed run never logs a step twice, and the totals continue from
   the last kept line.
+  Benchmark results of the in-training evaluation (`r1.benchmark_eval`) are `eval/<benchmark>/...` keys on the line
+  of their step; a step that is evaluated but not logged (step 0, or off the logging cadence) gets a line of its own
+  with only those keys, so there is still one line per step.
 - `train_samples.jsonl` — sample completions with their rewards every `sample_log_steps` steps (same resume rule).
 - `curves.png` — reward / accuracy / format / length / reflection curves, refreshed at most every `plot_every_s`
   seconds and at the end (matplotlib Agg, atomic replace; skipped if matplotlib is missing).
@@ -74,7 +77,9 @@ class RunArtifactsCallback(TrainerCallback):
         self.gpu_hour_cost = float(trainer.args.gpu_hour_cost)
         self.summary_extra: dict[str, Any] = {}
         self.alarms = StallAlarms(trainer.args)
-        self.records: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []  # the logged training steps
+        self.eval_records: list[dict[str, Any]] = []  # lines holding only benchmark results (see log_eval)
+        self.pending_eval: dict[str, Any] = {}  # benchmark results for the step about to be logged
         self._base_tokens = 0
         self._base_seconds = 0.0
         self._base_reward_errors = 0
@@ -119,7 +124,9 @@ class RunArtifactsCallback(TrainerCallback):
         if not self.is_main:
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.records = _truncate_jsonl(self.metrics_path, state.global_step)
+        kept = _truncate_jsonl(self.metrics_path, state.global_step)
+        self.eval_records = [r for r in kept if _eval_only(r)]
+        self.records = [r for r in kept if not _eval_only(r)]
         _truncate_jsonl(self.output_dir / SAMPLES_FILE, state.global_step)
         if self.records:
             last = self.records[-1]
@@ -152,12 +159,26 @@ class RunArtifactsCallback(TrainerCallback):
         record["reward_errors_total"] = self.reward_errors_total()
         record["nonfinite_skipped_total"] = int(self.trainer.nonfinite_skipped_total)
         record["time"] = now
+        record.update(self.pending_eval)
+        self.pending_eval.clear()
         record.update({f"alarm/{name}": message for name, message in self.alarms.check(record).items()})
         self._last_log_time, self._last_log_tokens = now, tokens - self._base_tokens
         append_jsonl(self.metrics_path, record)
         self.records.append(record)
         if now - self._last_plot >= self.plot_every_s:
             self.plot()
+
+    def log_eval(self, step: int, values: dict[str, Any], *, merge: bool) -> None:
+        """Benchmark results for `step`: merged into that step's line when it is about to be logged (`merge`),
+        else appended now as a line of their own."""
+        if merge:
+            self.pending_eval.update(values)
+            return
+        if not self.is_main:
+            return
+        record = {"step": int(step), **values, "time": time.time()}
+        append_jsonl(self.metrics_path, record)
+        self.eval_records.append(record)
 
     def on_step_end(self, args, state, control, **kwargs):
         samples = self.trainer.pending_samples
@@ -175,10 +196,10 @@ class RunArtifactsCallback(TrainerCallback):
     def plot(self) -> Path | None:
         """Refresh curves.png from the logged records; returns its path (None if nothing was drawn)."""
         self._last_plot = time.time()
-        if not self.is_main or not self.records:
+        if not self.is_main or not (self.records or self.eval_records):
             return None
         try:
-            data = render_curves(self.records)
+            data = render_curves(sorted(self.records + self.eval_records, key=lambda r: int(r["step"])))
         except ImportError:
             if not self._plot_warned:
                 logger.warning("matplotlib is not installed: no %s (pip install 'r1-zero[plots]')", CURVES_FILE)
@@ -225,6 +246,13 @@ class RunArtifactsCallback(TrainerCallback):
         return summary
 
 
+def _eval_only(record: dict[str, Any]) -> bool:
+    """A metrics line with only benchmark results (no training step was logged with it)."""
+    return any(k.startswith("eval/") for k in record) and all(
+        k in ("step", "time") or k.startswith("eval/") for k in record
+    )
+
+
 def _series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
     xs, ys = [], []
     for r in records:
@@ -252,20 +280,26 @@ def render_curves(records: list[dict[str, Any]]) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # local, optional: see above
 
-    reward_keys = sorted(k for k in records[-1] if k.startswith("rewards/") and k.endswith("/mean"))
+    seen = {k for r in records for k in r}
+    reward_keys = sorted(k for k in seen if k.startswith("rewards/") and k.endswith("/mean"))
+    eval_keys = sorted(k for k in seen if k.startswith("eval/") and "/avg@" in k)
     panels = [
         ("reward", ["reward", *reward_keys]),
         ("accuracy / format rate", ["accuracy", "format_rate"]),
         ("completion length (tokens)", ["completion_length", "completions/mean_terminated_length"]),
         ("reflection words per completion / KL", ["reflection/per_completion", "kl"]),
     ]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), dpi=90)
-    for ax, (title, keys) in zip(axes.flat, panels, strict=True):
+    if eval_keys:  # in-training benchmark evaluation (r1.benchmark_eval): one point per evaluated step
+        panels.append(("benchmarks (avg@n)", eval_keys))
+    fig, axes = plt.subplots(2, 3 if eval_keys else 2, figsize=(16 if eval_keys else 11, 7), dpi=90)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    for ax, (title, keys) in zip(axes.flat, panels):
         for key in keys:
             xs, ys = _series(records, key)
             if not xs:
                 continue
-            if len(xs) >= 10:  # per-step values are noisy (few prompts per step): raw faint, running mean bold
+            if len(xs) >= 10 and not key.startswith("eval/"):  # per-step values are noisy (few prompts per step): raw faint, running mean bold
                 (line,) = ax.plot(xs, ys, alpha=0.3, linewidth=1)
                 ax.plot(xs, _running_mean(ys, 5), color=line.get_color(), label=f"{key} (5-step mean)")
             else:

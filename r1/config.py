@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from trl import GRPOConfig, TrlParser
 from trl.scripts._hf_argparser import string_to_bool
 
 from r1.errors import ConfigError, first_line
+from r1.generation import installed_vllm_version, vllm_version_problem
 from r1.models import dtype_name
 from r1.rewarding import check_reward_names
 from r1.rollout import BACKENDS as ROLLOUT_BACKENDS
@@ -102,12 +102,28 @@ class ScriptArguments:
     countdown_max_target: int = field(default=100, metadata={"help": "Countdown: largest target."})
     heldout_size: int = field(
         default=0,
-        metadata={"help": "Generated tasks: held-out problems (disjoint from training) evaluated before/after (0 = skip)."},
+        metadata={"help": "Held-out problems evaluated before/after training (0 = skip): generated apart from the "
+                  "training set (arithmetic), or a seeded split taken out of the training data (math)."},
     )
     heldout_num_samples: int = field(default=4, metadata={"help": "Samples per held-out problem (avg@n)."})
     heldout_temperature: float = field(default=0.6, metadata={"help": "Sampling temperature of the held-out avg@n."})
     heldout_max_new_tokens: int | None = field(
         default=None, metadata={"help": "Held-out generation length (default: max_completion_length)."}
+    )
+    eval_benchmarks: list[str] | None = field(
+        default=None,
+        metadata={"help": "Benchmarks evaluated during training with eval's own runner (names as in python -m eval "
+                  "--benchmarks, or .jsonl/.json/.parquet files): before the first step, every eval_steps steps and at "
+                  "the end; logged to metrics.jsonl as eval/<benchmark>/avg@<n>."},
+    )
+    eval_limit: int | None = field(default=None, metadata={"help": "Evaluate the first K problems of each benchmark."})
+    eval_num_samples: int = field(default=1, metadata={"help": "Samples per benchmark problem (n of avg@n)."})
+    eval_temperature: float = field(default=0.6, metadata={"help": "Benchmark sampling temperature (0 = greedy)."})
+    eval_max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Benchmark generation length (default: max_completion_length)."}
+    )
+    eval_data_dir: str | None = field(
+        default=None, metadata={"help": "Folder with the benchmark files (default: $R1_DATA_DIR, else the hub)."}
     )
     overwrite_output_dir: bool = field(
         default=False,
@@ -132,7 +148,14 @@ class ScriptArguments:
             raise ConfigError("task=math needs dataset_name (a hub id or a local .jsonl/.parquet file)")
         if self.task == "code" and not self.dataset_name:
             self.dataset_name = "mbpp"  # r1.data.MBPP: MBPP's train split from the data dir
-        for name in ("task_size", "heldout_num_samples"):
+        if isinstance(self.eval_benchmarks, str):
+            self.eval_benchmarks = [b for b in self.eval_benchmarks.split(",") if b.strip()]
+        for name in ("eval_limit", "eval_max_new_tokens"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.eval_temperature < 0:
+            raise ConfigError(f"eval_temperature must be >= 0 (got {self.eval_temperature}); 0 is greedy")
+        for name in ("task_size", "heldout_num_samples", "eval_num_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.heldout_size < 0:
@@ -575,8 +598,10 @@ TASK_FIELDS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("dataset_name", "dataset_config", "dataset_split", "problem_column", "dedupe", "decontaminate",
                      "max_train_samples"), _DATASET),
     **dict.fromkeys(("answer_column", "min_level", "max_level"), _MATH),
-    **dict.fromkeys(("task_size", "task_ops", "heldout_size", "heldout_num_samples",
-                     "heldout_temperature", "heldout_max_new_tokens"), _GENERATED),
+    **dict.fromkeys(("task_size", "task_ops"), _GENERATED),
+    # countdown is graded by its own reward, which the held-out runner (math grading) does not use
+    **dict.fromkeys(("heldout_size", "heldout_num_samples", "heldout_temperature", "heldout_max_new_tokens"),
+                    ("math", "arithmetic")),
     **dict.fromkeys(("task_level", "task_max_operand", "task_num_operands"), ("arithmetic",)),
     **dict.fromkeys(("countdown_num_numbers", "countdown_min_number", "countdown_max_number",
                      "countdown_max_target"), ("countdown",)),
@@ -584,7 +609,7 @@ TASK_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 # Fields whose value decides whether other fields apply (see inapplicable_fields).
-APPLICABILITY_FIELDS = {"alarm_window", "template", "task", "task_level", "heldout_size", "dynamic_sampling", "reward_funcs", "sample_log_steps",
+APPLICABILITY_FIELDS = {"eval_benchmarks", "alarm_window", "template", "task", "task_level", "heldout_size", "dynamic_sampling", "reward_funcs", "sample_log_steps",
                         "fast_rollout", "fast_rollout_backend", "use_vllm"}
 
 
@@ -600,6 +625,8 @@ def inapplicable_fields(run: RunConfig) -> dict[str, str]:
         "heldout_num_samples": (s.heldout_size > 0, "heldout_size > 0"),
         "heldout_temperature": (s.heldout_size > 0, "heldout_size > 0"),
         "heldout_max_new_tokens": (s.heldout_size > 0, "heldout_size > 0"),
+        **dict.fromkeys(("eval_limit", "eval_num_samples", "eval_temperature", "eval_max_new_tokens", "eval_data_dir",
+                         "eval_steps"), (bool(s.eval_benchmarks), "eval_benchmarks")),
         "dynamic_sampling_max_rounds": (t.dynamic_sampling, "dynamic_sampling true"),
         "dynamic_sampling_metric": (t.dynamic_sampling, "dynamic_sampling true"),
         "overlong_buffer_len": (t.overlong_buffer_len == 0 or "soft_overlong" in s.reward_funcs,
@@ -649,10 +676,8 @@ def _check_cross_fields(run: RunConfig) -> None:
             f"overlong_buffer_len ({t.overlong_buffer_len}) must be smaller than max_completion_length ({t.max_completion_length})"
         )
     if t.use_vllm:
-        if importlib.util.find_spec("vllm") is None:
-            raise ConfigError("use_vllm is set but vllm is not installed; pip install 'r1-zero[vllm]' or drop --use_vllm")
-    if s.heldout_size and s.task != "arithmetic":
-        raise ConfigError(
-            "heldout_size (before/after evaluation) is implemented for task=arithmetic; evaluate other runs with "
-            "python -m eval --model OUTPUT_DIR"
-        )
+        problem = vllm_version_problem(installed_vllm_version())
+        if problem:
+            raise ConfigError(f"use_vllm: {problem}, or drop --use_vllm")
+    if t.eval_steps is not None and t.eval_steps <= 0:
+        raise ConfigError(f"eval_steps must be > 0 (got {t.eval_steps})")

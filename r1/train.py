@@ -23,6 +23,7 @@ import yaml
 from accelerate import PartialState
 
 from r1.artifacts import CONFIG_FILE_NAME, atomic_write_text
+from r1.benchmark_eval import EVAL_DIR, BenchmarkEvalCallback, load_eval_benchmarks
 from r1.callbacks import CURVES_FILE, METRICS_FILE, SAMPLES_FILE, SUMMARY_FILE, RunArtifactsCallback
 from r1.config import RunConfig
 from r1.data import MBPP, load_code_dataset, load_training_dataset
@@ -54,6 +55,7 @@ class Plan:
     template: Template
     dataset: Any = None  # datasets.Dataset with problem/answer (+ task columns); None when a dry run cannot check it
     heldout: Any = None
+    eval_benchmarks: dict[str, Any] | None = None  # in-training benchmark evaluation (r1.benchmark_eval)
     model_path: str | None = None  # resolved (None in a dry run for built-in / unverifiable hub models)
     resume: str | None = None  # checkpoint folder to resume from
     data_stats: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +73,12 @@ def prepare(run: RunConfig) -> Plan:
     resume = check_output_dir(run)
     notes: list[str] = []
     dataset, heldout, stats = build_dataset(run, notes)
+    benchmarks = None
+    if run.script.eval_benchmarks:
+        try:
+            benchmarks = load_eval_benchmarks(run.script.eval_benchmarks, run.script.eval_data_dir, run.script.eval_limit)
+        except ValueError as e:  # BenchmarkError included: unknown name, missing file, offline hub
+            raise ConfigError(f"eval_benchmarks: {first_line(e)}") from None
     if dataset is not None and len(dataset) == 0:
         raise ConfigError("the training set is empty; check the dataset and its filters")
     t = run.training
@@ -90,7 +98,8 @@ def prepare(run: RunConfig) -> Plan:
                           "pass --task code or drop the code reward")
     model_path = check_model(run.model.model_name_or_path, dry_run=run.script.dry_run,
                              trust_remote_code=t.trust_remote_code, notes=notes)
-    return Plan(template, dataset, heldout, model_path=model_path, resume=resume, data_stats=stats, notes=notes)
+    return Plan(template, dataset, heldout, eval_benchmarks=benchmarks, model_path=model_path, resume=resume,
+                data_stats=stats, notes=notes)
 
 
 def check_model(name: str, *, dry_run: bool, trust_remote_code: bool, notes: list[str]) -> str | None:
@@ -123,6 +132,10 @@ def build_dataset(run: RunConfig, notes: list[str]) -> tuple[Any, Any, dict[str,
             dataset_config=s.dataset_config, min_level=s.min_level, max_level=s.max_level, dedupe=s.dedupe,
             decontaminate=s.decontaminate, limit=s.max_train_samples, seed=s.task_seed,
         )
+        if s.heldout_size:
+            ds, heldout = split_heldout(ds, s.heldout_size, s.task_seed)
+            stats = {**stats, "heldout": len(heldout), "final": len(ds)}
+            return ds, heldout, stats
         return ds, None, stats
     if s.task == "code":
         return build_code_dataset(run, notes)
@@ -153,6 +166,15 @@ def build_code_dataset(run: RunConfig, notes: list[str]) -> tuple[Any, Any, dict
         notes.append(f"WARNING {first_line(e)}: the training set is not verified (set R1_DATA_DIR before training)")
         return None, None, {}
     return ds, None, stats
+
+
+def split_heldout(ds: Any, size: int, seed: int) -> tuple[Any, Any]:
+    """(training set, held-out set): `size` problems drawn with `seed` and taken out of the training data."""
+    if size >= len(ds):
+        raise ConfigError(f"heldout_size {size} leaves no training data ({len(ds)} problems); lower heldout_size")
+    order = ds.shuffle(seed=seed).select(range(size))
+    taken = set(order["problem"])
+    return ds.filter(lambda row: row["problem"] not in taken, desc="removing held-out problems"), order
 
 
 def generator_settings(run: RunConfig) -> dict[str, Any]:
@@ -214,6 +236,9 @@ def dry_run_lines(run: RunConfig, plan: Plan) -> list[str]:
         lines.append(f"data: {len(plan.dataset)} problems ({plan.data_stats.get('source')}), columns {plan.dataset.column_names}")
         preview = plan.template.render(str(first["problem"]), None)
         lines.append("first prompt (without the model's chat template): " + preview.replace("\n", "\\n")[:1200])
+    for name, b in (plan.eval_benchmarks or {}).items():
+        lines.append(f"eval benchmark {name}: {len(b['problems'])} problems ({b['source']}), avg@"
+                     f"{run.script.eval_num_samples} at step 0, every {run.training.eval_steps or '-'} steps and the end")
     if plan.heldout is not None:
         lines.append(f"held-out: {len(plan.heldout)} problems, avg@{run.script.heldout_num_samples} at "
                      f"T={run.script.heldout_temperature} and greedy")
@@ -267,6 +292,7 @@ def start_output_dir(run: RunConfig, out: Path, fresh: bool) -> None:
             shutil.rmtree(p, ignore_errors=True)
         for name in (METRICS_FILE, SAMPLES_FILE, CURVES_FILE, SUMMARY_FILE):
             (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / EVAL_DIR, ignore_errors=True)
     header = "# Resolved r1-zero run config: reusable as --config; `python -m eval --model` reads `template`.\n"
     atomic_write_text(out / CONFIG_FILE_NAME, header + yaml.safe_dump(run.to_yaml_dict(), sort_keys=True))
 
@@ -290,8 +316,15 @@ def build_trainer(run: RunConfig, plan: Plan, model: Any, tokenizer: Any) -> R1Z
     reward_funcs = build_reward_funcs(s.reward_funcs, prefill=plan.template.prefill,
                                       max_completion_length=t.max_completion_length,
                                       overlong_buffer_len=t.overlong_buffer_len, answer_policy=s.answer_policy)
-    return R1ZeroTrainer(model=model, reward_funcs=reward_funcs, args=t, train_dataset=dataset,
-                         processing_class=tokenizer, template=plan.template)
+    trainer = R1ZeroTrainer(model=model, reward_funcs=reward_funcs, args=t, train_dataset=dataset,
+                            processing_class=tokenizer, template=plan.template)
+    if plan.eval_benchmarks:
+        trainer.add_callback(BenchmarkEvalCallback(
+            trainer, plan.eval_benchmarks, template=s.template, num_samples=s.eval_num_samples,
+            temperature=s.eval_temperature, max_new_tokens=s.eval_max_new_tokens or t.max_completion_length,
+            stop_at_answer=t.stop_at_answer,
+        ))
+    return trainer
 
 
 def run_training(trainer: R1ZeroTrainer, resume: str | None, watchdog: RankWatchdog | None = None) -> float:
@@ -317,10 +350,11 @@ def run_training(trainer: R1ZeroTrainer, resume: str | None, watchdog: RankWatch
 
 
 def heldout_phase(model: Any, tokenizer: Any, plan: Plan, run: RunConfig, tag: str, state: PartialState) -> dict[str, float]:
-    """The held-out evaluation `tag` ("before"/"after") on the main process, as summary.json fields."""
+    """The held-out evaluation `tag` ("before"/"after"), shared between all processes (r1.evaluation splits the
+    batches between ranks), as summary.json fields (main process)."""
     fields: dict[str, float] = {}
+    result = heldout_eval(model, tokenizer, plan, run, tag)
     if state.is_main_process:
-        result = heldout_eval(model, tokenizer, plan, run, tag)
         fields = {f"heldout_accuracy_{tag}": result["accuracy"], f"heldout_greedy_{tag}": result["greedy"],
                   f"heldout_format_{tag}": result["format_rate"]}
         logger.info("held-out %s training: avg@%d %.3f, greedy %.3f, format %.3f", tag, run.script.heldout_num_samples,
@@ -361,6 +395,12 @@ def result_lines(summary: dict[str, Any], artifacts: RunArtifactsCallback, n: in
             f"held-out avg@{n}: {summary['heldout_accuracy_before']:.3f} -> {summary['heldout_accuracy_after']:.3f}   "
             f"greedy: {summary['heldout_greedy_before']:.3f} -> {summary['heldout_greedy_after']:.3f}"
         )
+    ev = summary.get("eval")
+    if ev:
+        for key, first in ev["first"].items():
+            if "/avg@" in key:
+                lines.append(f"{key}: {first:.3f} (step {ev['first_step']}) -> {ev['last'].get(key, float('nan')):.3f} "
+                             f"(step {ev['last_step']})")
     if summary.get("format_rate_final") is not None:
         lines.append(f"format rate (last logged step): {summary['format_rate_final']:.3f}")
     curves = artifacts.plot()
