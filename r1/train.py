@@ -40,7 +40,7 @@ from r1.models import (
     load_tokenizer,
     resolve_model,
 )
-from r1.rewarding import build_reward_funcs, check_reward_names
+from r1.rewarding import build_reward_funcs
 from r1.tasks import train_and_heldout
 from r1.templates import Template, get_template
 from r1.trainer import R1ZeroTrainer
@@ -69,7 +69,6 @@ def prepare(run: RunConfig) -> Plan:
     """Everything that can fail without weights, in the order a user would fix it."""
     check_launch()  # `accelerate launch --cpu --num_processes 2` starts one process: say so, name the command that works
     template = get_template(run.script.template)
-    check_reward_names(run.script.reward_funcs)
     resume = check_output_dir(run)
     notes: list[str] = []
     dataset, heldout, stats = build_dataset(run, notes)
