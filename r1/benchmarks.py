@@ -209,7 +209,7 @@ def resolve_benchmark(name_or_path: str, data_dir: str | os.PathLike | None = No
         return Benchmark(name=stem, local_file=str(path.resolve()), hub_id=None), str(path.resolve())
     raise BenchmarkError(
         f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}; choose from {', '.join(BENCHMARKS)} or pass a "
-        ".jsonl/.json/.parquet file with problem and answer columns"
+        ".jsonl/.json/.parquet file with problem and answer (code: tests) columns"
     )
 
 
