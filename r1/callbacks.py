@@ -294,7 +294,7 @@ def render_curves(records: list[dict[str, Any]]) -> bytes:
     fig, axes = plt.subplots(2, 3 if eval_keys else 2, figsize=(16 if eval_keys else 11, 7), dpi=90)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    for ax, (title, keys) in zip(axes.flat, panels):
+    for ax, (title, keys) in zip(list(axes.flat)[: len(panels)], panels, strict=True):
         for key in keys:
             xs, ys = _series(records, key)
             if not xs:
