@@ -17,6 +17,13 @@ was already done; (2) the batch plan is a fixed function of the problem list and
 is regenerated whole, so even the floating-point batch shapes repeat; (3) grades are stored with the samples, never
 recomputed; (4) metrics are computed from the stored samples ordered by (problem, sample_index), independent of the
 file order; (5) `settings.json` pins everything that changes a number, and a mismatch is refused, never mixed.
+
+Across processes (`accelerate launch --num_processes N -m eval`, or training under DDP): when a torch process group
+with several ranks is initialised, every rank must call `evaluate` with the same arguments. The batches of the plan
+are dealt out round-robin (rank r runs batches r, r+N, ...), each rank generates and grades its own, and rank 0
+gathers the records after every round, alone writes samples.jsonl / settings.json, computes the metrics and
+broadcasts them. Since every batch is the batch the 1-process run makes, the samples and metrics are the same for
+any number of ranks (given the same per-process thread count); resume works as in one process.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from r1.artifacts import append_jsonl, atomic_write_json, iter_jsonl, repair_jsonl
@@ -38,6 +46,7 @@ from r1.generation import Completion, Generator, TransformersGenerator, sample_s
 from r1.scoring import SampleResult, compute_metrics
 from r1.templates import Template, get_template, with_prefill
 from rewards import cluster_answers, extract_answer, format_reward, verify_batch
+from rewards.code import extract_program, score_programs
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +108,8 @@ def problems_sha256(problems: Sequence[dict[str, Any]]) -> str:
     """Content hash of a problem list (used when no data file hash is given)."""
     h = hashlib.sha256()
     for p in problems:
-        h.update(json.dumps([str(p.get("id", "")), p["problem"], str(p["answer"])], ensure_ascii=False).encode())
+        row = [str(p.get("id", "")), p["problem"], str(p["answer"])] + ([list(p["tests"])] if "tests" in p else [])
+        h.update(json.dumps(row, ensure_ascii=False).encode())
     return h.hexdigest()
 
 
@@ -150,14 +160,23 @@ def _record_settings(output_dir: Path, settings: dict[str, Any], benchmark: str,
     atomic_write_json(path, old)
 
 
-def grade(completions: Sequence[str], references: Sequence[str], template: Template) -> list[dict[str, Any]]:
+def grade(completions: Sequence[str], references: Sequence[str], template: Template,
+          tests: Sequence[Any] | None = None) -> list[dict[str, Any]]:
     """Grade generated texts exactly as the training rewards do. Returns answer / correct / format per completion.
 
     `correct` is None when the reference itself cannot be parsed (counted as wrong, reported separately).
+    Code problems pass `tests` (one test list per completion; `references` are then only recorded): the answer is
+    the completion's program (`rewards.code.extract_program`) and `correct` whether it passes every test in the
+    sandbox (`score_programs`, as the `code` reward scores it); None when the tests are unusable or the sandbox
+    itself failed.
     """
     texts = with_prefill(list(completions), template.prefill)
-    answers = [extract_answer(t) for t in texts]
-    correct = verify_batch(answers, [str(r) for r in references])
+    if tests is not None:
+        answers = [extract_program(t) for t in texts]
+        correct = [None if s is None else s == 1.0 for s in score_programs(answers, list(tests))]
+    else:
+        answers = [extract_answer(t) for t in texts]
+        correct = verify_batch(answers, [str(r) for r in references])
     fmt = format_reward(completions=texts)
     return [
         {"answer": a, "correct": None if c is None else bool(c), "format": float(f or 0.0)}
@@ -211,6 +230,7 @@ def evaluate(
     data_sha256: str | None = None,
     progress: bool = True,
     stop_at_answer: bool = True,
+    distributed: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate `model` on `problems` (dicts with `problem`, `answer`, optional `id`) and return the metrics dict.
 
@@ -219,6 +239,9 @@ def evaluate(
     that asks for answer tags, a completion ends right after `</answer>` (as in training). Keys: `avg@n`, `std@n`, `ci95@n`, `maj@n`, `pass@k` (k = 1, 2,
     4, … ≤ n), `format_rate`, `mean_tokens`, `truncation_rate`, `tokens_generated`, `num_problems`, `num_samples`,
     `unusable_references`, `wall_time_s`, `settings`.
+
+    `distributed`: split the work between the ranks of the initialised process group (None = when there is one
+    with several ranks; every rank must then call this with the same arguments and gets the same metrics back).
     """
     if not problems:
         raise ValueError(f"benchmark {benchmark!r} has no problems")
@@ -234,17 +257,82 @@ def evaluate(
         logger.warning("temperature 0 is greedy: all %d samples of a problem will be identical", num_samples)
     data_sha256 = data_sha256 or problems_sha256(problems)
     keys = _problem_keys(problems)
-    store = _SampleStore(output_dir, settings, benchmark, data_sha256, keys, resume)
+    ranks = _Ranks.current(distributed)
     start = time.time()
-    new_tokens = _generate_missing(gen, tokenizer, problems, keys, get_template(template), settings, store, benchmark, progress)
-    results = [[_as_result(store.done[(k, j)]) for j in range(num_samples)] for k in keys]
-    metrics = compute_metrics(results, cluster_answers)
-    metrics["unusable_references"] = sum(store.done[(k, 0)]["correct"] is None for k in keys)
+    # rank 0 alone reads and writes output_dir; a refusal there (settings mismatch) is raised on every rank
+    store = ranks.agree(lambda: _SampleStore(output_dir, settings, benchmark, data_sha256, keys, resume))
+    store = store or _SampleStore(None, settings, benchmark, data_sha256, keys, resume)  # ranks > 0 keep nothing
+    new_tokens = _generate_missing(gen, tokenizer, problems, keys, get_template(template), settings, store, benchmark,
+                                   progress and ranks.is_main, ranks)
+    metrics = ranks.agree(lambda: _metrics(store, keys, num_samples, code=_is_code(problems)))
     metrics["wall_time_s"] = time.time() - start
     metrics["tokens_generated_this_run"] = new_tokens
     metrics["data_sha256"] = data_sha256
     metrics["settings"] = settings
     return metrics
+
+
+def _is_code(problems: Sequence[dict[str, Any]]) -> bool:
+    """Code problems (r1.benchmarks: humaneval, mbpp, files with `tests`) carry the tests their programs must pass."""
+    return bool(problems) and "tests" in problems[0]
+
+
+def _metrics(store: _SampleStore, keys: list[str], num_samples: int, code: bool = False) -> dict[str, Any]:
+    results = [[_as_result(store.done[(k, j)]) for j in range(num_samples)] for k in keys]
+    metrics = compute_metrics(results, None if code else cluster_answers)  # code: no majority vote (r1.scoring)
+    metrics["unusable_references"] = sum(store.done[(k, 0)]["correct"] is None for k in keys)
+    return metrics
+
+
+class _Ranks:
+    """This process's place among the evaluating processes, and the few collectives the runner needs."""
+
+    def __init__(self, rank: int = 0, world: int = 1):
+        self.rank, self.world = rank, world
+
+    @classmethod
+    def current(cls, distributed: bool | None) -> _Ranks:
+        if distributed is False or not (dist.is_available() and dist.is_initialized()):
+            return cls()
+        return cls(dist.get_rank(), dist.get_world_size())
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def agree(self, compute: Any) -> Any:
+        """`compute()` on rank 0; its result (or its exception) on every rank. A `_SampleStore` stays on rank 0:
+        the other ranks get None."""
+        if self.world == 1:
+            return compute()
+        box: list[Any] = [None]
+        value = error = None
+        if self.is_main:
+            try:
+                value = compute()
+                box[0] = ("ok", None if isinstance(value, _SampleStore) else value)
+            except Exception as e:
+                error, box[0] = e, ("error", e)
+        dist.broadcast_object_list(box, src=0)
+        status, payload = box[0]
+        if status == "error":
+            raise error if error is not None else payload
+        return value if self.is_main else payload
+
+    def gather(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every rank's records on rank 0, in rank order (an empty list elsewhere)."""
+        if self.world == 1:
+            return records
+        parts: list[Any] | None = [None] * self.world if self.is_main else None
+        dist.gather_object(records, parts, dst=0)
+        return [r for part in parts for r in part] if parts is not None else []
+
+    def broadcast(self, value: Any) -> Any:
+        if self.world == 1:
+            return value
+        box = [value if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
 
 class _SampleStore:
@@ -281,32 +369,29 @@ class _SampleStore:
 
 def _generate_missing(
     gen: Generator, tokenizer: Any, problems: Sequence[dict[str, Any]], keys: list[str], tmpl: Template,
-    settings: dict[str, Any], store: _SampleStore, benchmark: str, progress: bool,
+    settings: dict[str, Any], store: _SampleStore, benchmark: str, progress: bool, ranks: _Ranks | None = None,
 ) -> int:
     """Generate and grade every (problem, sample) not in `store`, batch by batch; returns the new tokens.
 
     The batch plan is a fixed function of the problem list and batch size; a batch with any missing sample is
-    regenerated whole (same shapes as an uninterrupted run) and only its missing samples are stored."""
+    regenerated whole (same shapes as an uninterrupted run) and only its missing samples are stored. With several
+    ranks, the batches to run are dealt out round-robin and rank 0 stores what every rank made, round by round."""
+    ranks = ranks or _Ranks()
     n, size = settings["num_samples"], settings["batch_size"]
     prompts = [tmpl.render(str(p["problem"]), tokenizer) for p in problems]
     pairs = [(i, j) for i in range(len(problems)) for j in range(n)]
+    batches = [pairs[s : s + size] for s in range(0, len(pairs), size)]
+    # the batches with a missing sample, as rank 0 (the only rank with the stored samples) sees them
+    todo = ranks.broadcast([b for b, batch in enumerate(batches) if any((keys[i], j) not in store.done for i, j in batch)])
     remaining = {keys[i]: sum((keys[i], j) not in store.done for j in range(n)) for i in range(len(problems))}
     bar = _progress(benchmark, len(problems), sum(v == 0 for v in remaining.values()), progress)
     start, new_tokens = time.time(), 0
     try:
-        for batch in (pairs[s : s + size] for s in range(0, len(pairs), size)):
-            if all((keys[i], j) in store.done for i, j in batch):
-                continue
-            completions: list[Completion] = gen.generate(
-                [prompts[i] for i, _ in batch], [sample_seed(settings["seed"], keys[i], j) for i, j in batch],
-                temperature=settings["temperature"], top_p=settings["top_p"], max_new_tokens=settings["max_new_tokens"],
-            )
-            grades = grade([c.text for c in completions], [problems[i]["answer"] for i, _ in batch], tmpl)
-            records = [
-                _sample_record(benchmark, keys[i], j, problems[i], c, g)
-                for (i, j), c, g in zip(batch, completions, grades, strict=True)
-                if (keys[i], j) not in store.done  # regenerated only to repeat the batch shape: keep the stored one
-            ]
+        for first in range(0, len(todo), ranks.world):
+            mine = todo[first + ranks.rank] if first + ranks.rank < len(todo) else None
+            made = [] if mine is None else _run_batch(gen, batches[mine], prompts, problems, keys, tmpl, settings, benchmark)
+            # regenerated only to repeat the batch shape: keep the stored one
+            records = [r for r in ranks.gather(made) if (r["id"], r["sample_index"]) not in store.done]
             store.add(records)
             for rec in records:
                 remaining[rec["id"]] -= 1
@@ -315,7 +400,24 @@ def _generate_missing(
             bar.set_postfix_str(f"{new_tokens / max(time.time() - start, 1e-9):.0f} tok/s", refresh=True)
     finally:
         bar.close()
-    return new_tokens
+    return int(ranks.broadcast(new_tokens))
+
+
+def _run_batch(
+    gen: Generator, batch: list[tuple[int, int]], prompts: list[str], problems: Sequence[dict[str, Any]],
+    keys: list[str], tmpl: Template, settings: dict[str, Any], benchmark: str,
+) -> list[dict[str, Any]]:
+    """Generate and grade one batch of (problem index, sample index) pairs: one record per pair, in batch order."""
+    completions: list[Completion] = gen.generate(
+        [prompts[i] for i, _ in batch], [sample_seed(settings["seed"], keys[i], j) for i, j in batch],
+        temperature=settings["temperature"], top_p=settings["top_p"], max_new_tokens=settings["max_new_tokens"],
+    )
+    tests = [problems[i]["tests"] for i, _ in batch] if _is_code(problems) else None
+    grades = grade([c.text for c in completions], [problems[i]["answer"] for i, _ in batch], tmpl, tests)
+    return [
+        _sample_record(benchmark, keys[i], j, problems[i], c, g)
+        for (i, j), c, g in zip(batch, completions, grades, strict=True)
+    ]
 
 
 def _sample_record(benchmark: str, key: str, j: int, problem: dict[str, Any], c: Completion, g: dict[str, Any]) -> dict[str, Any]:

@@ -58,7 +58,7 @@ class ItemTimeout(BaseException):
 def _die_with_parent(expected_parent: int | None) -> None:
     if sys.platform.startswith("linux"):
         try:
-            import ctypes
+            import ctypes  # local: Linux only
 
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         except Exception:
@@ -70,7 +70,7 @@ def _die_with_parent(expected_parent: int | None) -> None:
 def _limit_memory() -> None:
     """A hostile answer must not swap the machine to death: cap the address space (inherited by workers)."""
     try:
-        import resource
+        import resource  # local: POSIX only
 
         mb = int(os.environ.get("R1_VERIFY_MEMORY_MB", "4096"))
         if mb > 0:
@@ -100,7 +100,7 @@ def _grade(mathcheck, pred: str, gold: str, cpu_seconds: float) -> dict:
 
 def serve(conn: socket.socket) -> None:
     """A worker: grade requests from `conn` until it closes."""
-    from rewards import mathcheck
+    from rewards import mathcheck  # local: worker processes only (sympy stays out of the parent)
 
     signal.signal(signal.SIGPROF, _on_timer)
 
@@ -136,7 +136,7 @@ def fork_server() -> None:
     logging.disable(logging.CRITICAL)  # math-verify logs every timeout and parse failure as a warning
     _limit_memory()
 
-    from rewards import mathcheck
+    from rewards import mathcheck  # local: worker processes only (sympy stays out of the parent)
 
     for pred, gold in _WARMUP:  # before the first fork, so that every worker starts warm
         try:

@@ -71,14 +71,14 @@ def test_the_stop_is_the_same_in_the_lean_loop_and_in_transformers_loop(tiny):
         assert lean[2] == free[2]
         # transformers' own stop strings (what TRL would use) agree up to the stop
         strings = _generate(model, tok, prompts, scripts, lean=False, stop=False, stop_strings=True, do_sample=do_sample)
-        for row, script in ((0, closes), (1, runs_on)):
-            end = len(closes) if row == 0 else len(answered)
+        for row, end in ((0, len(closes)), (1, len(answered))):
             assert strings[row][:end] == lean[row][:end]
 
 
 def test_templates_with_answer_tags_stop_and_the_boxed_one_does_not():
     assert {n: t.stop_text for n, t in TEMPLATES.items()} == {
-        "r1_zero": "</answer>", "chat": "</answer>", "boxed": None, "countdown": "</answer>", "oneshot": "</answer>"}
+        "r1_zero": "</answer>", "chat": "</answer>", "boxed": None, "countdown": "</answer>", "oneshot": "</answer>",
+        "code": "</answer>"}
 
 
 def test_eval_generator_ends_completions_at_the_answer(tiny):

@@ -16,8 +16,8 @@ from r1.benchmarks import (
     load_benchmark,
     resolve_benchmark,
 )
-from r1.hub import OFFLINE_VARIABLES
 from r1.data import DatasetError, Decontaminator, load_training_dataset, normalize_text
+from r1.hub import OFFLINE_VARIABLES
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -170,7 +170,103 @@ def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "r1-eval: error: unknown benchmark 'aime2024' (did you mean 'aime24'?); choose from aime24, aime25, amc23, math500, gsm8k or pass a "
-        ".jsonl/.json/.parquet file with problem and answer columns"
+        "r1-eval: error: unknown benchmark 'aime2024' (did you mean 'aime24'?); choose from aime24, aime25, amc23, math500, gsm8k, "
+        "humaneval, mbpp or pass a .jsonl/.json/.parquet file with problem and answer (code: tests) columns"
     ]
     assert time.time() - start < 10
+
+
+def test_two_processes_split_the_work_and_match_one_process(tmp_path, data_dir):
+    """`accelerate launch --multi_gpu --num_processes 2 -m eval` (2 CPU processes over gloo): every (problem, sample)
+    once in samples.jsonl, written by rank 0 alone, and the metrics of the one-process run."""
+    import torch
+
+    if torch.cuda.device_count() == 1:
+        pytest.skip("one GPU: torchrun would put both processes on it")
+    common = ["--benchmarks", "gsm8k", "--limit", "8", "--num-samples", "2", "--max-new-tokens", "16",
+              "--batch-size", "4", "--data-dir", str(data_dir)]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    two, one = tmp_path / "two", tmp_path / "one"
+    proc = subprocess.run([*launch, *eval_cmd(*common, "--output", str(two))[1:]], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("| gsm8k | 8 |") == 1  # the table once, from rank 0
+    proc = subprocess.run(eval_cmd(*common, "--output", str(one)), cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_jsonl(two / "samples.jsonl")
+    assert len(rows) == 16 and len({(r["id"], r["sample_index"]) for r in rows}) == 16
+    assert sorted(rows, key=lambda r: (r["id"], r["sample_index"])) == sorted(
+        read_jsonl(one / "samples.jsonl"), key=lambda r: (r["id"], r["sample_index"]))
+    m_two = json.loads((two / "results.json").read_text())
+    m_one = json.loads((one / "results.json").read_text())
+    assert m_two["num_processes"] == 2
+    for m in (m_two, m_one):
+        m["benchmarks"]["gsm8k"]["metrics"].pop("wall_time_s")
+    assert m_two["benchmarks"] == m_one["benchmarks"]
+
+
+def fake_run(tmp_path, steps, template="r1_zero"):
+    """A training output_dir with checkpoint-N folders (the tiny model's files + trainer_state.json)."""
+    from r1.models import resolve_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / cli.CONFIG_FILE_NAME).write_text(f"model_name_or_path: tiny:qwen2\ntemplate: {template}\n")
+    for n in steps:
+        shutil.copytree(resolve_model("tiny:qwen2"), run / f"checkpoint-{n}")
+        (run / f"checkpoint-{n}" / "trainer_state.json").write_text(json.dumps({"global_step": n}))
+    return run
+
+
+def test_checkpoint_sweep_table_json_and_resume(tmp_path, data_dir, capsys):
+    run = fake_run(tmp_path, [2, 4])
+    shutil.copytree(run / "checkpoint-4", run / "checkpoint-6")  # killed mid-save: no trainer_state.json
+    (run / "checkpoint-6" / "trainer_state.json").unlink()
+    out = tmp_path / "sweep"
+    args = ["--model", str(run), "--checkpoints", "all", "--benchmarks", "gsm8k", "--limit", "2", "--num-samples", "2",
+            "--max-new-tokens", "8", "--data-dir", str(data_dir), "--output", str(out), "--no-progress"]
+    assert cli.main(args) == 0
+    table = capsys.readouterr().out
+    assert "| step | gsm8k avg@2 | mean | format | best |" in table
+    rows = [line for line in table.splitlines() if line.startswith(("| 2 |", "| 4 |"))]
+    assert len(rows) == 2 and rows[0].endswith("| * |")  # same weights: the tie goes to the earliest step
+    summary = json.loads((out / "checkpoints.json").read_text())
+    assert set(summary["steps"]) == {"2", "4"} and summary["best_step"] == 2
+    assert set(summary["steps"]["4"]["metrics"]["gsm8k"]) >= {"avg@2", "maj@2", "format_rate", "mean_tokens"}
+    for n in (2, 4):
+        results = json.loads((out / f"checkpoint-{n}" / "results.json").read_text())
+        assert results["step"] == n and results["settings"]["template"] == "r1_zero"
+        assert len(read_jsonl(out / f"checkpoint-{n}" / "samples.jsonl")) == 4
+    before = (out / "checkpoint-2" / "samples.jsonl").read_bytes()
+    assert cli.main([*args[:3], "last", *args[4:]]) == 0  # resumes: checkpoint-4 is done, nothing generated again
+    assert (out / "checkpoint-2" / "samples.jsonl").read_bytes() == before
+    assert json.loads((out / "checkpoints.json").read_text())["steps"].keys() == {"4"}
+    capsys.readouterr()
+    assert cli.main([*args[:3], "2,8", *args[4:]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no checkpoint for step(s) 8" in err[0] and "it has steps 2, 4" in err[0]
+
+
+@pytest.mark.parametrize(
+    "steps, args, expected",
+    [
+        ([], ["--checkpoints", "all"], "has no complete checkpoint-N folder"),
+        ([1], ["--checkpoints", "two"], "--checkpoints must be all, last or steps like 100,200"),
+        ([1], ["--checkpoints", "last", "--tensor-parallel-size", "2", "--backend", "transformers"],
+         "apply to the vLLM backend only"),
+        ([1], ["--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization must be in (0, 1]"),
+        ([1], ["--backend", "vllm"], "--backend vllm: vLLM 0.10.2 is installed but r1-zero (through TRL 1.16) "
+         "supports vLLM 0.22.0 to 0.31.0; pip install 'r1-zero[vllm]'"),
+    ],
+)
+def test_sweep_and_vllm_bad_input_is_one_line(steps, args, expected, tmp_path, data_dir, capsys, no_weights, monkeypatch):
+    import r1.generation
+
+    monkeypatch.setattr(r1.generation, "installed_vllm_version", lambda: "0.10.2")  # a version TRL 1.16 refuses
+    run = fake_run(tmp_path, steps)
+    assert cli.main(["--model", str(run), "--benchmarks", "gsm8k", *args, "--data-dir", str(data_dir),
+                     "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err

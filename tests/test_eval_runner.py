@@ -17,7 +17,8 @@ HAND_WRITTEN = [
     (" 2 + 2 = 4 </think> <answer>4</answer>", "4", True, 1.0),
     ("halve it</think>\n<answer>\\frac{1}{2}</answer>", "0.5", True, 1.0),
     ("guess</think><answer>5</answer>", "4", False, 1.0),
-    ("so the answer is \\boxed{12}", "12", True, 0.0),  # no tags: last \boxed{} is the answer
+    ("x</think> so the answer is \\boxed{12}", "12", True, 0.0),  # no answer tags: the final \\boxed{} (lenient)
+    ("so the answer is \\boxed{12}", "12", False, 0.0),  # only inside the unterminated pre-filled <think>: never
     ("<think>again</think><answer>3</answer>", "3", True, 0.0),  # a second <think> breaks the format
     ("a</think><answer>7</answer> and then more text", "7", True, 0.0),  # text after </answer>
     ("nothing useful", "7", False, 0.0),
@@ -72,7 +73,7 @@ SCRIPT = {
     # a: 2 of 4 correct ("1" and "\frac{2}{2}" are one vote); "2" also has 2 votes and appeared first → maj wrong
     ("a", 0): ans("2"), ("a", 1): ans("1"), ("a", 2): ans("2"), ("a", 3): ans("\\frac{2}{2}"),
     # b: 2 of 4 correct; "12" and "12.0" are one vote (2) against "13" (1), "11" (1)
-    ("b", 0): ans("13"), ("b", 1): ans("12"), ("b", 2): "no format \\boxed{12.0}", ("b", 3): ans("11"),
+    ("b", 0): ans("13"), ("b", 1): ans("12"), ("b", 2): ans("12.0"), ("b", 3): ans("11"),
     # c: 0 of 4 correct
     ("c", 0): ans("8"), ("c", 1): ans("8"), ("c", 2): ans("6"), ("c", 3): "nothing",
 }
@@ -89,7 +90,7 @@ def test_metrics_of_scripted_completions():
     assert m["avg@4"] == pytest.approx((2 / 4 + 2 / 4 + 0) / 3)
     assert m["maj@4"] == pytest.approx(1 / 3)  # only b's majority ("12") is right
     assert m["pass@4"] == pytest.approx(2 / 3)
-    assert m["format_rate"] == pytest.approx(10 / 12)
+    assert m["format_rate"] == pytest.approx(11 / 12)
     assert m["truncation_rate"] == 0.0
     assert m["num_problems"] == 3 and m["unusable_references"] == 0
     # accuracy of run j (sample j of every problem): [0, 2/3, 1/3, 1/3] → sample std sqrt(2/27)
@@ -128,3 +129,70 @@ def test_mismatched_settings_are_refused_not_mixed(tmp_path):
         run(ScriptedGenerator(SCRIPT), output_dir=tmp_path, resume=False)
     settings = json.loads((tmp_path / "settings.json").read_text())
     assert settings["settings"]["temperature"] == 0.6  # the refused runs changed nothing
+
+
+# ------------------------------------------------------------------ several ranks (gloo, in-process workers)
+
+
+def _rank_worker(rank: int, world: int, init_file: str, out: str, kwargs: dict, results: dict) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        gen = ScriptedGenerator(SCRIPT)
+        seen: list[int] = []
+        original = gen.generate
+
+        def spy(prompts, seeds, **kw):
+            seen.extend(seeds)
+            return original(prompts, seeds, **kw)
+
+        gen.generate = spy
+        try:
+            m = run(gen, output_dir=out, **kwargs)
+            results[rank] = {"metrics": {k: v for k, v in m.items() if k != "wall_time_s"}, "seeds": seen}
+        except SettingsMismatchError as e:
+            results[rank] = {"error": str(e), "seeds": seen}
+    finally:
+        dist.destroy_process_group()
+
+
+def run_ranks(tmp_path, out, world=2, **kwargs):
+    import torch.multiprocessing as mp
+
+    manager = mp.Manager()
+    results = manager.dict()
+    init = tmp_path / f"init-{len(list(tmp_path.iterdir()))}"
+    mp.spawn(_rank_worker, args=(world, str(init), str(out), kwargs, results), nprocs=world, join=True)
+    return [results[r] for r in range(world)]
+
+
+def test_two_ranks_split_the_work_write_once_and_match_one_process(tmp_path):
+    one = run(ScriptedGenerator(SCRIPT), output_dir=tmp_path / "one", batch_size=2)
+    ranks = run_ranks(tmp_path, tmp_path / "two", batch_size=2)
+    # 12 pairs in 6 batches of 2: each rank ran 3 batches, none ran a pair twice, together they ran every pair
+    assert [len(r["seeds"]) for r in ranks] == [6, 6]
+    assert not set(ranks[0]["seeds"]) & set(ranks[1]["seeds"])
+    for r in ranks:  # every rank returns rank 0's metrics, equal to the one-process run's
+        for key in ("avg@4", "std@4", "ci95@4", "maj@4", "pass@4", "format_rate", "tokens_generated"):
+            assert r["metrics"][key] == one[key], key
+    rows = read_jsonl(tmp_path / "two" / SAMPLES_FILE)
+    assert sorted((r["id"], r["sample_index"]) for r in rows) == sorted(SCRIPT)  # each pair once
+    assert rows == read_jsonl(tmp_path / "one" / SAMPLES_FILE)  # even in the same order
+
+    # a refusal on rank 0 (other settings) is raised on every rank, nobody hangs or generates
+    refused = run_ranks(tmp_path, tmp_path / "two", batch_size=2, temperature=1.0)
+    assert all("temperature: 0.6 -> 1.0" in r["error"] for r in refused)
+    assert all(not r["seeds"] for r in refused)
+
+
+def test_two_ranks_resume_a_killed_run(tmp_path):
+    out = tmp_path / "crashed"
+    with pytest.raises(RuntimeError):
+        run(ScriptedGenerator(SCRIPT, fail_after=2), output_dir=out, batch_size=3)  # 2 of 4 batches stored
+    ranks = run_ranks(tmp_path, out, batch_size=3)
+    assert [len(r["seeds"]) for r in ranks] == [3, 3]  # the two missing batches, one per rank
+    rows = read_jsonl(out / SAMPLES_FILE)
+    assert sorted((r["id"], r["sample_index"]) for r in rows) == sorted(SCRIPT)
+    full = run(ScriptedGenerator(SCRIPT), output_dir=tmp_path / "full", batch_size=3)
+    assert ranks[1]["metrics"]["avg@4"] == full["avg@4"] and ranks[1]["metrics"]["maj@4"] == full["maj@4"]
