@@ -113,8 +113,8 @@ class ScriptArguments:
     eval_benchmarks: list[str] | None = field(
         default=None,
         metadata={"help": "Benchmarks evaluated during training with eval's own runner (names as in python -m eval "
-                  "--benchmarks, or .jsonl/.json/.parquet files): before the first step, every eval_steps steps and at "
-                  "the end; logged to metrics.jsonl as eval/<benchmark>/avg@<n>."},
+                  "--benchmarks, or .jsonl/.json/.parquet files; `heldout` = the run's held-out set): before the first "
+                  "step, every eval_steps steps and at the end; logged to metrics.jsonl as eval/<benchmark>/avg@<n>."},
     )
     eval_limit: int | None = field(default=None, metadata={"help": "Evaluate the first K problems of each benchmark."})
     eval_num_samples: int = field(default=1, metadata={"help": "Samples per benchmark problem (n of avg@n)."})

@@ -29,7 +29,7 @@ from r1.config import RunConfig
 from r1.data import MBPP, load_code_dataset, load_training_dataset
 from r1.distributed import RankWatchdog, check_launch, engine_name, honour_fsdp_on_cpu
 from r1.errors import ConfigError, DatasetError, ModelNotFoundError, first_line
-from r1.evaluation import evaluate
+from r1.evaluation import evaluate, problems_sha256
 from r1.guards import last_complete_checkpoint
 from r1.hub import is_hub_id, is_offline
 from r1.models import (
@@ -46,6 +46,8 @@ from r1.templates import Template, get_template
 from r1.trainer import R1ZeroTrainer
 
 logger = logging.getLogger(__name__)
+
+HELDOUT_BENCHMARK = "heldout"  # in eval_benchmarks: the run's own held-out problems (heldout_size > 0)
 
 
 @dataclass
@@ -72,12 +74,7 @@ def prepare(run: RunConfig) -> Plan:
     resume = check_output_dir(run)
     notes: list[str] = []
     dataset, heldout, stats = build_dataset(run, notes)
-    benchmarks = None
-    if run.script.eval_benchmarks:
-        try:
-            benchmarks = load_eval_benchmarks(run.script.eval_benchmarks, run.script.eval_data_dir, run.script.eval_limit)
-        except ValueError as e:  # BenchmarkError included: unknown name, missing file, offline hub
-            raise ConfigError(f"eval_benchmarks: {first_line(e)}") from None
+    benchmarks = in_training_benchmarks(run, heldout)
     if dataset is not None and len(dataset) == 0:
         raise ConfigError("the training set is empty; check the dataset and its filters")
     t = run.training
@@ -99,6 +96,26 @@ def prepare(run: RunConfig) -> Plan:
                              trust_remote_code=t.trust_remote_code, notes=notes)
     return Plan(template, dataset, heldout, eval_benchmarks=benchmarks, model_path=model_path, resume=resume,
                 data_stats=stats, notes=notes)
+
+
+def in_training_benchmarks(run: RunConfig, heldout: Any) -> dict[str, dict[str, Any]] | None:
+    """The `eval_benchmarks` to evaluate during training; the name `heldout` means the run's own held-out set."""
+    names = list(run.script.eval_benchmarks or [])
+    if not names:
+        return None
+    files = [n for n in names if n != HELDOUT_BENCHMARK]
+    try:
+        benchmarks = load_eval_benchmarks(files, run.script.eval_data_dir, run.script.eval_limit) if files else {}
+    except ValueError as e:  # BenchmarkError included: unknown name, missing file, offline hub
+        raise ConfigError(f"eval_benchmarks: {first_line(e)}") from None
+    if HELDOUT_BENCHMARK in names:
+        if heldout is None:
+            raise ConfigError("eval_benchmarks: 'heldout' needs a held-out set; set heldout_size > 0")
+        rows = [{"id": str(i), "problem": r["problem"], "answer": r["answer"]} for i, r in enumerate(heldout)]
+        rows = rows[: run.script.eval_limit] if run.script.eval_limit else rows
+        benchmarks[HELDOUT_BENCHMARK] = {"problems": rows, "source": "the run's held-out set",
+                                         "data_sha256": problems_sha256(rows)}
+    return benchmarks
 
 
 def check_model(name: str, *, dry_run: bool, trust_remote_code: bool, notes: list[str]) -> str | None:

@@ -124,3 +124,18 @@ def test_bad_eval_settings_are_one_line(args, expected, tmp_path, data_dir):
         prepare(parse_args(["--config", str(CONFIG), *args, "--eval_data_dir", str(data_dir), "--output_dir",
                             str(tmp_path)] if "--eval_benchmarks" in args else ["--config", str(CONFIG), *args]))
     assert expected in str(e.value) and "\n" not in str(e.value)
+
+
+def test_heldout_as_an_in_training_benchmark(tmp_path):
+    """`eval_benchmarks: heldout` evaluates the run's own held-out problems (and needs heldout_size > 0)."""
+    from r1.config import parse_args
+    from r1.errors import ConfigError
+    from r1.train import prepare
+
+    base = ["--config", str(REPO / "tests/configs/tiny_qwen2.yaml"), "--output_dir", str(tmp_path / "o"), "--dry_run"]
+    plan = prepare(parse_args([*base, "--heldout_size", "6", "--eval_benchmarks", "heldout", "--eval_limit", "4"]))
+    rows = plan.eval_benchmarks["heldout"]["problems"]
+    assert [r["problem"] for r in rows] == [r["problem"] for r in plan.heldout][:4]
+    assert not {r["problem"] for r in rows} & set(plan.dataset["problem"])  # disjoint from training
+    with pytest.raises(ConfigError, match="'heldout' needs a held-out set"):
+        prepare(parse_args([*base, "--eval_benchmarks", "heldout"]))
