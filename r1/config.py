@@ -609,8 +609,8 @@ TASK_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 # Fields whose value decides whether other fields apply (see inapplicable_fields).
-APPLICABILITY_FIELDS = {"eval_benchmarks", "alarm_window", "template", "task", "task_level", "heldout_size", "dynamic_sampling", "reward_funcs", "sample_log_steps",
-                        "fast_rollout", "fast_rollout_backend", "use_vllm"}
+APPLICABILITY_FIELDS = {"task", "task_level", "template", "reward_funcs", "heldout_size", "eval_benchmarks", "alarm_window",
+                        "dynamic_sampling", "sample_log_steps", "fast_rollout", "fast_rollout_backend", "use_vllm"}
 
 
 def inapplicable_fields(run: RunConfig) -> dict[str, str]:
