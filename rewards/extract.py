@@ -10,27 +10,35 @@ Answer policies (`ANSWER_POLICIES`), chosen per call with `policy=` (`accuracy_r
   ("", graded 0.0). Inside the block the box rule below applies, else the whole block content is the answer.
 - `"lenient"` (the default; evaluation of base models): the first of
   1. the last `<answer>…</answer>` block after the last `</think>` (inside it: the box rule, else its content);
-  2. the final `\\boxed{}` answer after `</think>` (or in the whole text when there is no `</think>`);
+  2. the final `\\boxed{}` answer after `</think>` (or in the whole text when there is no `</think>`), unless a
+     "final answer" statement with a value comes after that box ("… = \\boxed{255} … Final Answer: The final answer
+     is $10,455$.": the statement);
   3. an explicit statement in the text after `</think>`: the last "the answer is X", "Final Answer: X",
      "Answer: X" or GSM8K's "#### X" (X: the math right after it, else the rest of that sentence); else a final
-     sentence that concludes with the result ("Therefore, the total is $19$.": `concluded_answer`);
+     sentence that concludes with the result ("Therefore, the total is $19$.": `concluded_answer`); else a text
+     that is exactly one math span (`$\\frac{1}{3}.$`: its content, without the sentence punctuation in it);
   4. after a closed `</think>`, a reply of at most 400 characters whose closing sentence ends with "is/are/= X"
-     or with a math span, without a conclusion word ("</think> The smallest such integer is $7$.");
+     or with a math span, without a conclusion word ("</think> The smallest such integer is $7$."); the same for
+     a whole text that is one short sentence (at most 250 characters, not a question or a supposition: "The
+     identity matrix is $…$."), while two sentences without a conclusion word still are no answer;
   5. the text after `</think>` when it is itself a short bare answer (one line, at most 80 characters, no tags,
      at most one plain word, or a number followed by unit words: "5", "x = 3", "\\frac{1}{2}", "18 dollars");
   6. the final `\\boxed{}` answer inside the closed reasoning (a model that boxed its result and stopped).
   Anything else is no answer (""): a number merely appearing somewhere in untagged text earns nothing.
 
 Under both policies text inside an unterminated `<think>` (one never closed, e.g. a truncated completion) is never
-searched: a `\\boxed{5}` written only while still thinking earns nothing.
+searched: a `\\boxed{5}` written only while still thinking earns nothing. The reply ends at the first chat-template
+token after it began (`<|im_start|>`, `<|im_end|>`, `<|endoftext|>`, …): an imagined next turn is never searched.
 
 The box rule (`final_boxed`): the last balanced `\\boxed{…}`/`\\fbox{…}` (unclosed boxes are skipped; nested boxes
 give the outer one; `\\boxed{\\boxed{5}}` is `5`), joined with the boxes right before it when only separators stand
 between them (spaces, commas, semicolons, `$`, `\\quad`, `\\qquad`, `\\,`, `\\\\`, "and", `\\text{and}`, …):
 `\\boxed{1}, \\boxed{2}, \\boxed{3}` is the one answer `1, 2, 3`; `\\boxed{k = 45} \\quad \\boxed{n = 2}` is
-`k = 45, n = 2`. Identical joined boxes count once. "or" does not join: `\\boxed{1} or \\boxed{2}` is a change of mind
-(the last box counts), not a set. A box separated by prose ("…so \\boxed{5}. Checking: \\boxed{6}")
-is a new answer: only the last one counts.
+`k = 45, n = 2`; a part label joins too (`\\boxed{3} \\text{ for part (a) and } \\boxed{1}`). Boxes in separate math
+spans join only with a comma, semicolon or "and" between them: `$$\\boxed{20}$$ \\boxed{143}` is a re-written
+answer (`143`), `$\\boxed{1}$ and $\\boxed{2}$` a set. Identical joined boxes count once. "or" does not join:
+`\\boxed{1} or \\boxed{2}` is a change of mind (the last box counts), not a set. A box separated by prose
+("…so \\boxed{5}. Checking: \\boxed{6}") is a new answer: only the last one counts.
 
 References (`reference_answer`): a reference that is a whole solution rather than a value is graded as the value it
 states: its final box (same box rule), else what follows GSM8K's last "####", else (only for a multi-sentence
@@ -55,9 +63,15 @@ _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
 
 # What may stand between boxes that together form one answer.
 _BOX_SEPARATOR_RE = re.compile(
-    r"(?:\s|[,;&$]|\\[,;:! ]|\\q?quad\b|\\\\|\\[()\[\]]|\\(?:text|textrm|mathrm|textbf|mbox)\s*\{\s*(?:and|,|;)?\s*\}"
+    r"(?:\s|[,;&$]|\\[,;:! ]|\\q?quad\b|\\\\|\\[()\[\]]"
+    r"|\\(?:text|textrm|mathrm|textbf|mbox)\s*\{\s*(?:(?:for|in)\s+part\s+\(?[a-z0-9]{1,3}\)?\s*)?(?:and|,|;)?\s*\}"
     r"|\band\b|\bAND\b)*",
 )
+# Boxes in separate math spans ("$$\\boxed{20}$$ \\boxed{143}") join only with an explicit joiner between them.
+_GAP_DELIM_RE = re.compile(r"\$|\\[()\[\]]")
+_GAP_JOINER_RE = re.compile(r"[,;&]|\band\b|\bAND\b")
+# End of the model's turn: what follows a chat-template token is an imagined next turn, not the reply.
+_TURN_END_RE = re.compile(r"<\|(?:im_start|im_end|endoftext|eot_id|end_of_turn|start_header_id)\|>")
 # Explicit statements of the final answer in prose. The last one in the text counts.
 _STATEMENT_RE = re.compile(
     r"(?:\banswer(?:\s+to\s+[^.\n$:]{1,60}?)?\s*(?:\*\*)?\s*(?:\bis\b\s*:?|:|=)|####)\s*(?:\*\*)?\s*"
@@ -66,19 +80,56 @@ _STATEMENT_RE = re.compile(
 )
 _TAG_RE = re.compile(r"</?(?:think|answer)>")
 # A final sentence that concludes with the result: "Therefore, the total is $19$." / "So the sum is 42 apples."
-_CONCLUSION_CUE = r"(?:so|thus|therefore|hence|in\s+conclusion|in\s+total|altogether|finally|overall)\b,?"
-_CONCLUSION_BODY = (
-    r"(?:[^.\n$]{0,200}?(?P<math>\$[^$]{1,200}\$|\\\((?:(?!\\\)).){1,200}\\\)|\\\[(?:(?!\\\]).){1,200}\\\])"
-    r"|[^.\n]{0,200}?(?:\b(?:is|are|equals|equal\s+to|be)\b|=)\s*:?\s*"
-    r"(?P<number>-?\d[\d,]*(?:\.\d+)?(?:\s*\\?%|(?:\s+[A-Za-z]+){0,3})))"
-    r"\s*(?:\*\*)?\s*[.!]?\s*$"
+_CONCLUSION_CUE = (
+    r"(?:so|thus|therefore|hence|in\s+conclusion|in\s+total|altogether|finally|overall"
+    r"|we\s+(?:find|found|conclude|get|obtain)(?:\s+that)?)\b,?"
 )
+# Inline math (`$…$`, `\(…\)`) never spans a line break; display math (`\[…\]`) may.
+_MATH_SPAN = r"\$\$(?:(?!\$\$).){1,200}\$\$|\$[^$\n]{1,200}\$|\\\((?:(?!\\\))[^\n]){1,200}\\\)|\\\[(?:(?!\\\]).){1,200}\\\]"
+_IS = r"(?:\b(?:is|are|equals|equal\s+to|be)\b|=)"
+# "… $x \geq 5$ is the solution." / "… is our answer.": the math before such a tail is the result
+_ANSWER_TAIL = r"(?:\s+(?:is|are|was)\s+(?:the|our|my)\s+(?:(?:final|only)\s+)?(?:answer|solution|result)s?)?"
+_NUMBER_UNIT = (
+    r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?"
+    r"(?:\s*\\?%|\s*[€£¥]|[A-Za-z]{1,3}[²³]|(?:\s+[A-Za-z]+){0,3})"
+)
+_NOT_COUNTED = r"(?!\s+(?:more|left|remaining|other|still)\b)"
+_CONCLUSION_BRANCHES = (
+    # … ends with its only math span (and maybe "is the answer"): "Therefore, the total is $19$."
+    r"[^.\n$]{0,200}?(?P<math>" + _MATH_SPAN + r")" + _ANSWER_TAIL,
+    # … is/= <math>, with other math before it: "So the pair $(x, y)$ that solves it is $(7, 6)$."
+    r"[^.\n]{0,200}?" + _IS + r"\s*:?\s*(?P<lastmath>" + _MATH_SPAN + r")",
+    # … is/=/'s/by <number> [unit words or sign]: "So the sum is 42 apples." / "… went up by 44%."
+    r"[^.\n]{0,200}?(?:"
+    + _IS
+    + r"|(?<=\w)'s\b|\bby\b(?=\s*\d[\d,.]*\s*\\?%))\s*:?\s*(?P<number>"
+    + _NUMBER_UNIT
+    + r")",
+    # there are <count> <noun phrase>: "Therefore, there are 12 sequences that meet the conditions."
+    r"[^.\n]{0,200}?\bthere\s+(?:are|is|were|was|will\s+be)\s+(?P<count>\d[\d,]*)"
+    + _NOT_COUNTED
+    + r"(?:\s+[A-Za-z'-]+){1,12}",
+)
+_CONCLUSION_BODY = r"(?:" + "|".join(_CONCLUSION_BRANCHES) + r")\s*(?:\*\*)?\s*[.!]?\s*$"
+# Closing pleasantries after the result ("… is 12. I hope it is correct.") are not part of the final sentence.
+_UNIT_SYMBOL_RE = re.compile(r"(?:\s*[€£¥]|(?<=\d)[A-Za-z]{1,3}[²³])$")
+_PLEASANTRY_RE = re.compile(r"(?:\s*I\s+hope\s+(?:it|this|that)\s+is\s+correct\s*[.!]?)+\s*$", re.IGNORECASE)
+# A sentence starts after . ! ? : or a line break, or at a capitalised cue word after a space or math
+# ("… = 2/3 Therefore, the probability is 2/3." / "…$$ Therefore, …": a model that left out the full stop).
 _CONCLUSION_RE = re.compile(
-    r"(?:^|(?<=[.!?:\n]))\s*(?:\*\*)?" + _CONCLUSION_CUE + _CONCLUSION_BODY, re.IGNORECASE | re.DOTALL
+    r"(?:^|(?<=[.!?:\n])|(?<=[\s$])(?=(?-i:So|Thus|Therefore|Hence)\b))\s*(?:\*\*)?"
+    + _CONCLUSION_CUE
+    + _CONCLUSION_BODY,
+    re.IGNORECASE | re.DOTALL,
 )
 # After </think> the text is the model's reply: its closing sentence needs no conclusion word when the reply is short.
 _CLOSING_RE = re.compile(r"(?:^|(?<=[.!?:\n]))\s*(?:\*\*)?" + _CONCLUSION_BODY, re.IGNORECASE | re.DOTALL)
 _MAX_REPLY = 400
+_MAX_SENTENCE = 250
+_NOT_A_RESULT_RE = re.compile(
+    r"\s*(?:what|how|which|who|why|find|compute|calculate|determine|evaluate|solve|let|suppose|assume|if)\b",
+    re.IGNORECASE,
+)
 _MATH_OPEN = {"$$": "$$", "$": "$", "\\[": "\\]", "\\(": "\\)"}
 _SENTENCE_END_RE = re.compile(r"\n|\.(?=\s|$)|(?<=[^\d\s])\.(?=[A-Z])")
 _PLAIN_WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
@@ -87,6 +138,8 @@ _LEADING_NUMBER_RE = re.compile(r"\s*[-+]?\$?\s*\d[\d,.]*\s*(?:\\?%)?\s*(?:[A-Za
 _MATH_WORDS = frozenset("sin cos tan cot sec csc log ln exp sqrt mod pmod pi".split())
 _MAX_BARE = 80
 _MAX_STATED = 200
+_SINGLE_MATH_RE = re.compile(r"\s*(?:\$\$(.+?)\$\$|\$([^$]+)\$|\\\[(.+?)\\\]|\\\((.+?)\\\))\s*", re.DOTALL)
+_FINAL_STATEMENT_RE = re.compile(r"\bfinal\s+answer\b", re.IGNORECASE)
 _LAST_MATH_RE = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$(.+?)(?<!\\)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.DOTALL)
 
 
@@ -206,9 +259,11 @@ def final_boxed(text: str) -> str | None:
         return None
     group = [top[-1]]
     for prev in reversed(top[:-1]):
-        gap = text[prev[2] + 1 : group[0][0]]
+        gap = text[prev[2] + 1 : group[0][0]].rstrip("\\")  # a doubled `\\boxed` leaves a stray backslash
         if _BOX_SEPARATOR_RE.fullmatch(gap) is None:
             break
+        if _GAP_DELIM_RE.search(gap) and not _GAP_JOINER_RE.search(gap):
+            break  # "$$\\boxed{20}$$ \\boxed{143}": a new math span with a box in it is a new answer
         group.insert(0, prev)
     parts: list[str] = []
     for _, open_brace, close_brace in group:
@@ -267,22 +322,54 @@ def stated_answer(text: str) -> str | None:
 def concluded_answer(text: str, cue: bool = True) -> str | None:
     """The result a text's final sentence concludes with ("Therefore, the total is $19$."), or None.
 
-    Only the very end of the text counts, and only a sentence that opens with a conclusion word (so, thus,
-    therefore, hence, in conclusion, in total, altogether, finally, overall) and ends with its only math span
-    (`$…$`, `\\(…\\)`, `\\[…\\]`: "Thus $x = 4$.") or with "is/are/equals/= N", N a number with at most three
-    unit words ("In total, there are 42 apples."). With `cue=False` (a short reply after `</think>`) the
+    Only the very end of the text counts (closing pleasantries such as "I hope it is correct." aside), and only a
+    sentence that opens with a conclusion word (so, thus, therefore, hence, in conclusion, in total, altogether,
+    finally, overall, we find/get/obtain/conclude (that); a capitalised So/Thus/Therefore/Hence starts a sentence
+    even without a full stop before it) and ends with its only math span (`$…$`, `$$…$$`, `\\(…\\)`, `\\[…\\]`:
+    "Thus $x = 4$.", also followed by "is the/our answer|solution"), with "is/are/equals/= <math>" ("So the pair
+    $(x, y)$ that solves it is $(7, 6)$."), with "is/are/equals/=/'s N" or "by N%", N a number or a fraction a/b
+    with at most three unit words or a unit sign ("In total, the cost is 42 dollars.", "… is 30m²"), or with
+    "there are N <noun phrase>" ("Therefore, there are 12 sequences that meet the conditions."). With `cue=False` (a short reply after `</think>`) the
     conclusion word is not needed: "</think> The smallest such integer is $7$."
     """
-    tail = text[-800:]
+    tail = _PLEASANTRY_RE.sub("", text[-800:])
     m = (_CONCLUSION_RE if cue else _CLOSING_RE).search(tail)
     if m is None:
         return None
-    value = (m.group("math") or m.group("number")).strip()
-    for opener, closer in (("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+    value = next(
+        m.group(g) for g in ("math", "lastmath", "number", "count") if m.group(g) is not None
+    ).strip()
+    if m.group("number") is not None:
+        value = _UNIT_SYMBOL_RE.sub("", value)  # "1,000.99€", "12m²": the number
+    for opener, closer in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if value.startswith(opener) and value.endswith(closer) and len(value) > len(opener) + len(closer):
             value = value[len(opener) : -len(closer)]
             break
-    return value.strip().rstrip(".,;").strip() or None
+    return _without_sentence_end(value) or None
+
+
+def _one_sentence(text: str) -> bool:
+    """A text that is a single short sentence ("The identity matrix is $…$."): nothing in it but the statement
+    of its result. Two sentences ("I tried 6 and it failed. The smallest such integer is 7.") are not."""
+    text = text.strip()
+    if (
+        not text
+        or len(text) > _MAX_SENTENCE
+        or _TAG_RE.search(text)
+        or "?" in text
+        or _NOT_A_RESULT_RE.match(text)
+    ):
+        return False  # a question or a supposition is not a result
+    prose = _LAST_MATH_RE.sub(" M ", text).strip().rstrip(".!").strip()
+    return _SENTENCE_END_RE.search(prose) is None
+
+
+def _without_sentence_end(value: str) -> str:
+    """`value` without the sentence punctuation after it; an ellipsis ("1, 2, 3, ...") is part of the answer."""
+    value = value.strip()
+    if value.endswith(("..", "\\dots", "\\ldots", "\\cdots", "…")):
+        return value
+    return value.rstrip(".,;").strip()
 
 
 def is_bare_answer(text: str) -> bool:
@@ -307,7 +394,7 @@ def extract_answer(text: Any, policy: str = DEFAULT_POLICY) -> str:
     if not isinstance(text, str):
         text = completion_text(text)
     try:
-        visible = without_open_think(text)
+        visible = without_open_think(_own_turn(text))
         think_end = visible.rfind(_THINK_CLOSE)
         post = visible[think_end + len(_THINK_CLOSE) :] if think_end >= 0 else visible
         block = last_answer_block(visible)
@@ -317,10 +404,15 @@ def extract_answer(text: Any, policy: str = DEFAULT_POLICY) -> str:
             return _block_answer(block)
         if block is not None:
             return _block_answer(block)
-        for found in (final_boxed(post), stated_answer(post), concluded_answer(post)):
+        for found in (
+            _final_box_or_statement(post),
+            stated_answer(post),
+            concluded_answer(post),
+            single_math(post),
+        ):
             if found is not None and found.strip():
                 return found.strip()
-        if think_end >= 0 and len(post.strip()) <= _MAX_REPLY:
+        if (think_end >= 0 and len(post.strip()) <= _MAX_REPLY) or _one_sentence(post):
             closing = concluded_answer(post, cue=False)
             if closing is not None:
                 return closing
@@ -333,6 +425,42 @@ def extract_answer(text: Any, policy: str = DEFAULT_POLICY) -> str:
         return ""
     except Exception:  # defensive: extraction must never take training down
         return ""
+
+
+def _own_turn(text: str) -> str:
+    """`text` cut at the first chat-template token after the reply began ("… is 2/3. <|im_start|>user …")."""
+    if "<|" not in text:
+        return text
+    for m in _TURN_END_RE.finditer(text):
+        if text[: m.start()].strip():
+            return text[: m.start()]
+    return text
+
+
+def single_math(text: str) -> str | None:
+    """The content of a text that is exactly one math span (`$…$`, `$$…$$`, `\\[…\\]`, `\\(…\\)`), without the
+    sentence punctuation written inside it (`$\\frac{1}{3}.$` is `\\frac{1}{3}`); else None."""
+    m = _SINGLE_MATH_RE.fullmatch(text)
+    if m is None:
+        return None
+    inner = next(g for g in m.groups() if g is not None)
+    if "$" in inner or len(inner) > 4000 or any(d in inner for d in ("\\[", "\\]", "\\(", "\\)")):
+        return None
+    return _without_sentence_end(inner) or None
+
+
+def _final_box_or_statement(text: str) -> str | None:
+    """The final box, unless a "final answer" statement with a value comes after it ("… = \\boxed{255} …
+    Final Answer: The final answer is $10,455$."): the model's last word on its answer counts."""
+    top = _top_level_boxes(text)
+    if not top:
+        return None
+    after = text[top[-1][2] + 1 :]
+    if _FINAL_STATEMENT_RE.search(after):
+        stated = stated_answer(after)
+        if stated is not None and (any(c.isdigit() for c in stated) or "\\" in stated):
+            return stated
+    return final_boxed(text)
 
 
 def _block_answer(block: str) -> str:

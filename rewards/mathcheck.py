@@ -27,6 +27,13 @@ factored, set order, degrees, units, leading zeros, intervals, matrices, `x=3` =
   `REL_TOL` of the larger magnitude (an exact cancellation to zero is zero). math-verify's fixed rounding and
   `evalf(chop=True)` turn every tiny number into 0; here `\\frac{1}{2^{98}}` is not `\\frac{1}{2^{99}}` and
   `10^{-40}` is not `2\\cdot 10^{-40}`;
+- a whole answer that is one math span with sentence punctuation inside it (`$\\frac{1}{3}.$`) is graded as its
+  content, so math-verify's number fallback never reads `2` out of `$2^{10}.$`;
+- an answer that ends in an ellipsis (`1, 2, 3, \\ldots`: a sequence) equals only another such answer, never its
+  first terms;
+- a function written with its name (`P(x) = 1`) is graded as its right-hand side, whatever the letter
+  (`p(x) = 1`); groups of assignments joined by `\\text{and}` (`p = 5, q = 2 \\quad \\text{and} \\quad p = 7, q = 2`)
+  are the groups separated by `;`, which math-verify reads as a set of tuples (`(5, 2), (7, 2)`);
 - a reference that math-verify cannot read at all is "unusable" (None), never silently wrong.
 """
 
@@ -71,9 +78,43 @@ def _numbers_plain(answer: str) -> str:
     return answer
 
 
+_SINGLE_MATH_RE = re.compile(r"\$\$(.+?)\$\$|\$([^$]+)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.DOTALL)
+_ELLIPSIS_END_RE = re.compile(r",\s*(?:\.{3}|…|\\[lc]?dots)\s*\$?\s*$")
+_FUNCTION_LABEL_RE = re.compile(r"[A-Za-z]\s*\(\s*[a-z]\s*\)\s*=(?P<rhs>[^=]+)")
+
+
+def _unwrapped(answer: str) -> str:
+    """The content of an answer that is exactly one math span, without sentence punctuation written inside it
+    (`$\\frac{1}{3}.$` is `\\frac{1}{3}`); any other answer unchanged."""
+    m = _SINGLE_MATH_RE.fullmatch(answer)
+    if m is None:
+        return answer
+    inner = next(g for g in m.groups() if g is not None).strip()
+    if "$" in inner or any(d in inner for d in ("\\[", "\\]", "\\(", "\\)")):
+        return answer
+    if inner.endswith(("..", "…")) or not inner.endswith((".", ",", ";")):
+        return answer  # nothing written after the math: math-verify reads the span as it is
+    return inner.rstrip(".,;").strip() or answer
+
+
+_AND_BETWEEN_GROUPS_RE = re.compile(r"\s*(?:\\q?quad\s*)*\\text\s*\{\s*and\s*\}\s*(?:\\q?quad\s*)*")
+
+
+def _ends_in_ellipsis(answer: str) -> bool:
+    return _ELLIPSIS_END_RE.search(_unwrapped(answer.strip())) is not None
+
+
+def _groups_joined_by_and(answer: str) -> str:
+    """`p = 5, q = 2 \\quad \\text{and} \\quad p = 7, q = 2`: groups of assignments joined by "and" are the
+    groups separated by `;` (which math-verify reads as a set of tuples, like `(5, 2), (7, 2)`)."""
+    if "=" not in answer or "," not in answer or "\\text" not in answer:
+        return answer
+    return _AND_BETWEEN_GROUPS_RE.sub("; ", answer)
+
+
 def _clean(answer: str) -> str:
     """Remove decoration that is not part of the answer: markdown bold, trailing punctuation, outer spaces."""
-    answer = answer.strip()
+    answer = _unwrapped(answer.strip()).strip()
     if len(answer) > 4 and answer.startswith("**") and answer.endswith("**"):
         answer = answer[2:-2].strip()
     while answer and answer[-1] in ".;:,":
@@ -82,6 +123,10 @@ def _clean(answer: str) -> str:
     if bold:  # \textbf{(073)}: emphasis, not part of the answer
         answer = bold.group(1).strip()
     answer = _numbers_plain(answer)
+    answer = _groups_joined_by_and(answer)
+    label = _FUNCTION_LABEL_RE.fullmatch(answer)
+    if label and "," not in label.group("rhs"):
+        answer = label.group("rhs").strip()  # `P(x) = 1` is the function `1`, whatever it is called
     # A percentage is compared as the number before the sign (math-verify's own handling accepts 50% = 50 but
     # not 12.5% = 12.5).
     return _PERCENT_RE.sub("", answer)
@@ -187,6 +232,8 @@ def verify_pair(pred: str, gold: str, *, timeout: int | None = None, cache_gold:
     # math-verify drops base subscripts (52_9 would equal 52_8): compare the values
     if gold_value is not None and pred_value is not None:
         return gold_value >= 0 and gold_value == pred_value
+    if _ends_in_ellipsis(gold) != _ends_in_ellipsis(pred):  # `1, 2, 3, ...` (a sequence) is not `1, 2, 3`
+        return False if parse_answer(gold, timeout) else None
     gold_parsed = parse_gold_cached(gold) if cache_gold else parse_answer(gold, timeout)
     if not gold_parsed:
         return None
