@@ -79,6 +79,8 @@ def _numbers_plain(answer: str) -> str:
 
 
 _SINGLE_MATH_RE = re.compile(r"\$\$(.+?)\$\$|\$([^$]+)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.DOTALL)
+_INLINE_PUNCT_RE = re.compile(r"(?<![\\$])\$([^$]*?[^$.\s])\s*[.,;]\s*\$(?!\$)")
+_DISPLAY_PUNCT_RE = re.compile(r"([^.\s])\s*[.,;]\s*(\\\]|\\\)|\$\$)")
 _ELLIPSIS_END_RE = re.compile(r",\s*(?:\.{3}|…|\\[lc]?dots)\s*\$?\s*$")
 _FUNCTION_LABEL_RE = re.compile(r"[A-Za-z]\s*\(\s*[a-z]\s*\)\s*=(?P<rhs>[^=]+)")
 
@@ -146,7 +148,10 @@ def _as_document(answer: str) -> str:
     if m and all(len(w) >= 3 and w.lower() not in _MATH_WORDS for w in m.group(2).split()):
         return "\\boxed{" + m.group(1) + "}"
     if _MATH_DELIMS_RE.search(answer) or _is_prose(answer):
-        return answer  # already delimited math, or a sentence: let math-verify find the math in it
+        # already delimited math, or a sentence: let math-verify find the math in it (without the sentence
+        # punctuation written inside a math span, which makes it fall back to reading "1" out of "$1/3.$")
+        answer = _INLINE_PUNCT_RE.sub(r"$\1$", answer)
+        return _DISPLAY_PUNCT_RE.sub(r"\1\2", answer)
     return "\\boxed{" + answer + "}"
 
 

@@ -59,6 +59,11 @@ EQUAL = [
     ("\\frac{1}{2^{98}}", "2^{-98}"),
     ("\\textbf{(073)}", "73"),
     ("43_5", "43_5."),
+    ("The result is $\\frac{2}{7}.$", "\\frac27"),  # sentence punctuation inside the math
+    ("$$\\sqrt{5},$$", "\\sqrt5"),
+    ("2, 4, 6, \\ldots", "2, 4, 6, \\dots"),
+    ("g(t) = 2t", "f(t) = 2t"),  # a function under another name
+    ("a=2,b=3;a=3,b=2", "a = 2, b = 3 \\quad \\text{and} \\quad a = 3, b = 2"),  # groups of assignments
 ]
 NOT_EQUAL = [
     ("0.866", "\\frac{\\sqrt3}{2}"),  # a rounded irrational is not the exact value
@@ -83,6 +88,11 @@ NOT_EQUAL = [
     ("1,5", "1.5"),  # ambiguous comma: a set
     ("43_6.", "43_5."),
     ("\\sum_{k=1}^{100} k", "5050"),  # the restated question is not an answer
+    ("The result is $1/3.$", "1"),  # a full stop inside the math never lets the number fallback read "1"
+    ("$5^{3}.$", "5"),
+    ("2, 4, 6, \\ldots", "2, 4, 6"),  # a sequence is not its first terms
+    ("2, 4, 6", "2, 4, 6, \\dots"),
+    ("g(t) = 2t", "f(t) = 3t"),
 ]
 
 
