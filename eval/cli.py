@@ -37,7 +37,14 @@ from r1.benchmarks import load_benchmark, resolve_benchmark
 from r1.errors import R1Error
 from r1.evaluation import check_output_dir, evaluate, problems_sha256, run_settings, validate_settings
 from r1.generation import BACKENDS, VLLMGenerator, resolve_backend
-from r1.models import DTYPE_NAMES, load_model, load_tokenizer, resolve_model
+from r1.models import (
+    DTYPE_NAMES,
+    is_adapter_folder,
+    load_model,
+    load_tokenizer,
+    merged_model_folder,
+    resolve_model,
+)
 from r1.templates import get_template
 from rewards.registry import UnknownNameError
 
@@ -281,6 +288,8 @@ def _load(args: argparse.Namespace, settings: dict[str, Any]) -> tuple[Any, Any]
     tokenizer = load_tokenizer(path, trust_remote_code=args.trust_remote_code)
     if settings["backend"] == "vllm":
         stop = get_template(settings["template"]).stop_text if settings["stop_at_answer"] else None
+        if is_adapter_folder(path):  # a LoRA run: vLLM reads a whole model, the adapter merged in (built once)
+            path = str(merged_model_folder(path, trust_remote_code=args.trust_remote_code))
         generator = VLLMGenerator(
             path, tokenizer, dtype=args.dtype, trust_remote_code=args.trust_remote_code, stop=stop,
             tensor_parallel_size=args.tensor_parallel_size, max_model_len=args.max_model_len,

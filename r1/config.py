@@ -182,12 +182,36 @@ class ModelArguments:
     attn_implementation: str | None = field(
         default=None, metadata={"help": "Attention kernel, e.g. sdpa, flash_attention_2, eager."}
     )
+    # LoRA through TRL's PEFT options (TRL's names). The reference model of beta > 0 is the base with the adapter
+    # disabled (no second copy); output_dir and checkpoints hold the adapter, which the eval CLI loads (r1.models).
+    use_peft: bool = field(
+        default=False, metadata={"help": "Train a LoRA adapter instead of all weights (needs `pip install peft`)."}
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (the update is scaled by alpha / r)."})
+    lora_dropout: float = field(
+        default=0.0,
+        metadata={"help": "LoRA dropout. 0 on purpose (TRL's default is 0.05): dropout in the policy makes the GRPO "
+                  "ratio and the KL to the reference noisy even before the first update."},
+    )
+    lora_target_modules: list[str] | None = field(
+        default_factory=lambda: ["all-linear"],
+        metadata={"help": "Modules that get an adapter: all-linear (every linear layer but the output head: attention "
+                  "and MLP, as RL with LoRA needs), or module names like q_proj v_proj."},
+    )
 
     def __post_init__(self) -> None:
         try:
             dtype_name(self.dtype)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        if isinstance(self.lora_target_modules, str):
+            self.lora_target_modules = [self.lora_target_modules]
+        if self.lora_r < 1 or self.lora_alpha <= 0 or not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"lora_r must be >= 1, lora_alpha > 0 and lora_dropout in [0, 1) (got {self.lora_r}, "
+                              f"{self.lora_alpha}, {self.lora_dropout})")
+        if not self.lora_target_modules:
+            raise ConfigError("lora_target_modules is empty; name modules (e.g. q_proj v_proj) or all-linear")
 
 
 @dataclass
@@ -222,6 +246,11 @@ class R1GRPOConfig(GRPOConfig):
     )
     gpu_hour_cost: float = field(
         default=2.5, metadata={"help": "$ per GPU-hour for the cost estimate in summary.json."}
+    )
+    gpu_memory_gib: float = field(
+        default=80.0,
+        metadata={"help": "Memory of one accelerator (GiB): --dry_run warns when the estimated peak per device "
+                  "(r1/memory.py) exceeds it."},
     )
     reflection_words: list[str] = field(
         default_factory=lambda: list(DEFAULT_REFLECTION_WORDS),
@@ -290,6 +319,8 @@ class R1GRPOConfig(GRPOConfig):
             raise ConfigError(
                 f"fast_rollout_backend must be one of {', '.join(ROLLOUT_BACKENDS)} (got {self.fast_rollout_backend!r})"
             )
+        if self.gpu_memory_gib <= 0:
+            raise ConfigError(f"gpu_memory_gib must be > 0 (got {self.gpu_memory_gib}), e.g. 80 for an 80 GB GPU")
         if self.alarm_window < 0:
             raise ConfigError(f"alarm_window must be >= 0 (got {self.alarm_window}); 0 turns the alarms off")
         if self.max_consecutive_nonfinite < 0:
@@ -610,7 +641,8 @@ TASK_FIELDS: dict[str, tuple[str, ...]] = {
 
 # Fields whose value decides whether other fields apply (see inapplicable_fields).
 APPLICABILITY_FIELDS = {"task", "task_level", "template", "reward_funcs", "heldout_size", "eval_benchmarks", "alarm_window",
-                        "dynamic_sampling", "sample_log_steps", "fast_rollout", "fast_rollout_backend", "use_vllm"}
+                        "dynamic_sampling", "sample_log_steps", "fast_rollout", "fast_rollout_backend", "use_vllm",
+                        "use_peft"}
 
 
 def inapplicable_fields(run: RunConfig) -> dict[str, str]:
@@ -640,6 +672,8 @@ def inapplicable_fields(run: RunConfig) -> dict[str, str]:
         "fast_rollout_backend": (t.fast_rollout and not t.use_vllm, "fast_rollout true and use_vllm false"),
         "fast_rollout_dtype": (t.fast_rollout and not t.use_vllm and t.fast_rollout_backend != "exact",
                                "the compiled fast_rollout_backend"),
+        **dict.fromkeys(("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"),
+                        (run.model.use_peft, "use_peft true")),
     }
     for name, (applies, needs) in depends.items():
         if not applies and name not in out:

@@ -136,6 +136,9 @@ def _check_local_folder(path: Path, *, trust_remote_code: bool) -> Path:
             f"model path {str(path)!r} is a file, not a model folder; pass the folder that holds config.json"
         )
     config_path = path / "config.json"
+    if not config_path.is_file() and (path / ADAPTER_CONFIG).is_file():  # a LoRA run's output_dir or checkpoint-N
+        resolve_model(adapter_base(path), trust_remote_code=trust_remote_code)  # its base must resolve too
+        return path.resolve()
     if not config_path.is_file():
         checkpoints = sorted(path.glob("checkpoint-*"), key=lambda p: p.name)
         hint = (
@@ -156,6 +159,29 @@ def _check_local_folder(path: Path, *, trust_remote_code: bool) -> Path:
                 f"model {str(path)!r} (model_type {model_type!r}) needs custom code from its folder; set trust_remote_code=true only if you trust it"
             )
     return path.resolve()
+
+
+ADAPTER_CONFIG = "adapter_config.json"  # PEFT's: a folder that holds a LoRA adapter instead of a whole model
+
+
+def is_adapter_folder(path: str | os.PathLike) -> bool:
+    """A folder holding a PEFT adapter (adapter_config.json) and no whole model (config.json): what a use_peft run
+    saves in its output_dir and checkpoint-N folders."""
+    p = Path(path)
+    return (p / ADAPTER_CONFIG).is_file() and not (p / "config.json").is_file()
+
+
+def adapter_base(path: str | os.PathLike) -> str:
+    """The base model an adapter folder was trained on: adapter_config.json's base_model_name_or_path (a hub id, a
+    folder, or a built-in name such as tiny:qwen2, resolved like any model name)."""
+    config_path = Path(path) / ADAPTER_CONFIG
+    try:
+        base = json.loads(config_path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError) as e:
+        raise ModelNotFoundError(f"cannot read {config_path}: {e}") from None
+    if not base:
+        raise ModelNotFoundError(f"{config_path} names no base_model_name_or_path; set it to the base model's name")
+    return str(base)
 
 
 def _check_hub_id(name: str) -> str:
@@ -501,6 +527,8 @@ def load_tokenizer(path_or_id: str, *, trust_remote_code: bool = False, padding_
     """
 
     path = resolve_model(path_or_id, trust_remote_code=trust_remote_code)
+    if is_adapter_folder(path) and not (Path(path) / "tokenizer_config.json").is_file():
+        path = resolve_model(adapter_base(path), trust_remote_code=trust_remote_code)  # the base's tokenizer
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
@@ -515,12 +543,44 @@ def load_tokenizer(path_or_id: str, *, trust_remote_code: bool = False, padding_
 def load_model(
     path_or_id: str, *, dtype: Any = "auto", trust_remote_code: bool = False, device: Any = None
 ) -> Any:
-    """Load a causal LM from safetensors only (no pickle); `dtype` is "auto", a name like "bfloat16", or a torch dtype."""
+    """Load a causal LM from safetensors only (no pickle); `dtype` is "auto", a name like "bfloat16", or a torch dtype.
+    An adapter folder (a use_peft run) loads its base model with the adapter merged in (a plain model again)."""
     path = resolve_model(path_or_id, trust_remote_code=trust_remote_code)
     dtype = parse_dtype(dtype)
+    adapter = path if is_adapter_folder(path) else None
+    if adapter:
+        path = resolve_model(adapter_base(adapter), trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
     )
+    if adapter:
+        model = _merge_adapter(model, adapter)
     if device is not None:
         model = model.to(device)
     return model
+
+
+def _merge_adapter(model: Any, adapter: str) -> Any:
+    """`model` with the LoRA adapter in folder `adapter` merged into its weights (W + B A * alpha / r)."""
+    try:
+        from peft import PeftModel  # local: optional (r1-zero[lora]); only adapter folders need it
+    except ImportError:
+        raise ModelNotFoundError(f"{adapter} holds a LoRA adapter; loading it needs peft: pip install 'r1-zero[lora]'") from None
+    return PeftModel.from_pretrained(model, adapter).merge_and_unload()
+
+
+def merged_model_folder(adapter: str, *, trust_remote_code: bool = False) -> Path:
+    """A whole-model folder with the adapter merged in, for tools that read folders (vLLM); built once per adapter
+    (keyed by its files' hash) in $R1_CACHE_DIR/models/, like the built-in models."""
+    folder = Path(adapter)
+    digest = hashlib.sha256()
+    for name in (ADAPTER_CONFIG, "adapter_model.safetensors"):
+        digest.update((folder / name).read_bytes())
+    spec = {"name": f"merged:{folder.resolve()}", "adapter_sha256": digest.hexdigest(), "version": 1}
+
+    def build(out: Path) -> None:
+        model = load_model(str(folder), dtype="auto", trust_remote_code=trust_remote_code)
+        model.save_pretrained(out, safe_serialization=True)
+        load_tokenizer(str(folder), trust_remote_code=trust_remote_code).save_pretrained(out)
+
+    return _materialise(f"merged-{digest.hexdigest()[:16]}", spec, build)

@@ -11,6 +11,7 @@ first and `summary.json` last (also on failure or interrupt), so nothing a run w
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import shutil
 import signal
@@ -32,6 +33,7 @@ from r1.errors import ConfigError, DatasetError, ModelNotFoundError, first_line
 from r1.evaluation import evaluate, problems_sha256
 from r1.guards import last_complete_checkpoint
 from r1.hub import is_hub_id, is_offline
+from r1.memory import dry_run_memory_lines
 from r1.models import (
     EMBEDDED_MODELS,
     builtin_model_name,
@@ -92,6 +94,8 @@ def prepare(run: RunConfig) -> Plan:
     if run.script.task != "code" and "code" in run.script.reward_funcs:
         raise ConfigError(f"reward code needs task=code (problems with tests), not task={run.script.task}; "
                           "pass --task code or drop the code reward")
+    if run.model.use_peft and importlib.util.find_spec("peft") is None:
+        raise ConfigError("use_peft needs the peft package: pip install 'r1-zero[lora]'")
     model_path = check_model(run.model.model_name_or_path, dry_run=run.script.dry_run,
                              trust_remote_code=t.trust_remote_code, notes=notes)
     return Plan(template, dataset, heldout, eval_benchmarks=benchmarks, model_path=model_path, resume=resume,
@@ -258,6 +262,7 @@ def dry_run_lines(run: RunConfig, plan: Plan) -> list[str]:
     if plan.heldout is not None:
         lines.append(f"held-out: {len(plan.heldout)} problems, avg@{run.script.heldout_num_samples} at "
                      f"T={run.script.heldout_temperature} and greedy")
+    lines += dry_run_memory_lines(run, plan.model_path, plan.dataset, plan.template)  # r1.memory; WARNING when over
     warned = sum(n.startswith("WARNING") for n in plan.notes)
     tail = f" ({warned} warning(s) above: not verifiable offline)" if warned else ""
     lines.append(f"dry run OK: configuration, template, rewards, data and model name are valid{tail}")
@@ -323,6 +328,20 @@ def load_policy(run: RunConfig, plan: Plan) -> tuple[Any, Any]:
     return tokenizer, model
 
 
+def lora_config(run: RunConfig) -> Any:
+    """The LoRA adapter TRL wraps the policy in (`use_peft`; TRL's `get_peft_config` with our defaults), or None."""
+    m = run.model
+    if not m.use_peft:
+        return None
+    try:
+        from peft import LoraConfig  # local: optional (r1-zero[lora]), only with use_peft
+    except ImportError:
+        raise ConfigError("use_peft needs the peft package: pip install 'r1-zero[lora]'") from None
+    targets = m.lora_target_modules[0] if len(m.lora_target_modules) == 1 else list(m.lora_target_modules)
+    return LoraConfig(task_type="CAUSAL_LM", r=m.lora_r, lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout,
+                      target_modules=targets, bias="none")
+
+
 def build_trainer(run: RunConfig, plan: Plan, model: Any, tokenizer: Any) -> R1ZeroTrainer:
     """Rendered prompts and rewards around the loaded model -> an R1ZeroTrainer with its run artifacts."""
     t, s = run.training, run.script
@@ -333,7 +352,12 @@ def build_trainer(run: RunConfig, plan: Plan, model: Any, tokenizer: Any) -> R1Z
                                       max_completion_length=t.max_completion_length,
                                       overlong_buffer_len=t.overlong_buffer_len, answer_policy=s.answer_policy)
     trainer = R1ZeroTrainer(model=model, reward_funcs=reward_funcs, args=t, train_dataset=dataset,
-                            processing_class=tokenizer, template=plan.template)
+                            processing_class=tokenizer, template=plan.template, peft_config=lora_config(run))
+    if run.model.use_peft:  # adapter_config.json names the base portably: tiny:qwen2 / a hub id / an absolute folder
+        name = run.model.model_name_or_path
+        base = name if name.startswith(("tiny:", "embedded:")) else (plan.model_path or name)
+        trainer.model.peft_config["default"].base_model_name_or_path = base
+        trainer.model.peft_config["default"].revision = run.model.model_revision
     if plan.eval_benchmarks:
         trainer.add_callback(BenchmarkEvalCallback(
             trainer, plan.eval_benchmarks, template=s.template, num_samples=s.eval_num_samples,
