@@ -17,13 +17,14 @@ is estimated offline in milliseconds. What is counted, per device:
   (2 x dtype bytes: HF's AdamW allocates `zeros_like(param)`). Sharded by ZeRO-1/2/3 and FSDP; 0 with optimizer
   offload. LoRA adapters are fp32 (PEFT upcasts them): 4 + 4 + 8 bytes per adapter parameter, no sharding of note.
 - **activations** of one micro-batch (`per_device_train_batch_size` sequences of prompt + completion tokens), kept
-  for the backward: per token and layer ACT_ELEMENTS_PER_LAYER(h, kv, i) = 6h + 2kv + 4i values (norm inputs, q/k/v,
-  attention output, gate/up/activation/product of the SwiGLU MLP; sdpa/flash attention keeps no s x s scores) in the
-  compute dtype; gradient checkpointing keeps only each layer's input (h values) plus one layer recomputed.
+  for the backward: per token and layer `act_elements_per_layer` = 8h + 4kv + 4i values (two RMSNorms x input and
+  normalised output, q/k/v and their rotated copies, the attention output, gate/up/activation/product of the SwiGLU
+  MLP; sdpa/flash attention keeps no s x s scores) in the compute dtype; gradient checkpointing keeps only each layer's input (h values) plus one layer recomputed.
 - **logits**: TRL 1.16 scores tokens with a fused LM head (`trl.trainer.utils.add_fused_lm_head`): the logits are
   never materialised whole, only one tile of LOGIT_TILE_TOKENS tokens x LOGIT_TILE_VOCAB vocabulary entries at a time
-  (forward and recomputed in the backward), in the compute dtype plus fp32 temporaries (LOGIT_BYTES_EXTRA = 8 bytes
-  per entry). Without it a 152k vocabulary would make `micro-batch x completion x vocab` logits the largest tensor.
+  (forward and recomputed in the backward), in the compute dtype; the Triton kernel (CUDA) folds a tile in registers
+  (LOGIT_BYTES_EXTRA = 4 bytes per entry of margin), the torch fallback (CPU) keeps ~6 fp32 copies of it alive in the
+  backward (LOGIT_BYTES_TORCH = 24). Without it a 152k vocabulary would make `micro-batch x completion x vocab` logits the largest tensor.
 - **rollout KV cache** (transformers generation): the process's generation batch (`per_device_train_batch_size x
   steps_per_generation` sequences) x (prompt + completion) tokens x layers x 2 x kv_heads x head_dim x dtype. ZeRO-3
   gathers the whole model for generation (`ds3_gather_for_generation`, TRL's default): a full copy of the weights
@@ -48,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 GIB = 1024**3
-LOGIT_BYTES_EXTRA = 8  # fp32 temporaries of a logits tile (the torch path upcasts the tile, then transforms it)
+LOGIT_BYTES_EXTRA = 4  # per logits-tile entry beyond the compute-dtype tile, Triton kernel (CUDA)
+LOGIT_BYTES_TORCH = 24  # ... torch fallback (CPU): y, z, log_p, p, grad and one temporary, fp32 (_backward_tile)
 LOGIT_TILE_TOKENS = 4096  # trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE
 LOGIT_TILE_VOCAB = 32768  # trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE
 DEFAULT_PROMPT_TOKENS = 512  # when the data cannot be looked at (an offline hub dataset)
@@ -236,6 +238,7 @@ class Workload:
     rollout_copy_bytes: int = 0  # the compiled fast-rollout backend's copy (bytes per parameter), 0 when none
     ds3_gather_for_generation: bool = True
     gpu_memory_gib: float = 80.0
+    logits_torch_path: bool = False  # the fused LM head without Triton (CPU): more fp32 temporaries per tile
 
 
 @dataclass
@@ -254,7 +257,7 @@ class Estimate:
 
 def act_elements_per_layer(shape: ModelShape) -> int:
     """Values kept per token per layer for the backward (see the module doc)."""
-    return 6 * shape.hidden + 2 * shape.kv_dim + 4 * shape.intermediate
+    return 8 * shape.hidden + 4 * shape.kv_dim + 4 * shape.intermediate
 
 
 def _state_bytes(shape: ModelShape, w: Workload, e: Engine) -> dict[str, float]:
@@ -293,7 +296,7 @@ def estimate(shape: ModelShape, w: Workload, e: Engine) -> Estimate:
         act = tokens * shape.layers * act_elements_per_layer(shape) * act_bytes
     parts["activations"] = float(act)
     tile = min(tokens, LOGIT_TILE_TOKENS) * min(shape.vocab, LOGIT_TILE_VOCAB)
-    parts["logits"] = float(tile * (act_bytes + LOGIT_BYTES_EXTRA))
+    parts["logits"] = float(tile * (act_bytes + (LOGIT_BYTES_TORCH if w.logits_torch_path else LOGIT_BYTES_EXTRA)))
     colocated = w.use_vllm and w.vllm_mode == "colocate"
     if w.use_vllm:
         parts["rollout KV cache"] = 0.0

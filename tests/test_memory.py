@@ -38,14 +38,16 @@ def test_one_process_fp32_by_hand():
     p = est.parts
     assert p["weights"] == p["reference model"] == p["gradients"] == 1448 * 4
     assert p["optimizer"] == 1448 * 2 * 4  # two Adam moments in the weights' dtype
-    # 2 sequences x 8 tokens x 2 layers x (6*8 + 2*4 + 4*16 = 120 values) x 4 bytes
-    assert p["activations"] == 16 * 2 * 120 * 4
-    assert p["logits"] == 16 * 32 * (4 + 8)  # one tile: all 16 tokens x the 32-entry vocabulary
+    # 2 sequences x 8 tokens x 2 layers x (8*8 + 4*4 + 4*16 = 144 values) x 4 bytes
+    assert p["activations"] == 16 * 2 * 144 * 4
+    assert p["logits"] == 16 * 32 * (4 + 4)  # one tile: all 16 tokens x the 32-entry vocabulary
     # 4 generated sequences x 8 tokens x 2 layers x (K and V) x 4 values x 4 bytes + one step's logits
     assert p["rollout KV cache"] == 4 * 8 * 2 * 2 * 4 * 4 + 4 * 32 * (4 + 4)
     assert p["rollout weights"] == p["vLLM (colocated)"] == 0
     resident = 3 * 1448 * 4 - 1448 * 4 + 1448 * 8  # weights + reference + optimizer
-    assert est.peak == resident + max(1448 * 4 + 15360 + 6144, 2048) == 50464
+    assert est.peak == resident + max(1448 * 4 + 18432 + 4096, 2048) == 51488
+    torch_path = estimate(TOY, Workload(**{**FP32.__dict__, "logits_torch_path": True}), Engine("ddp", 1))
+    assert torch_path.parts["logits"] == 16 * 32 * (4 + 24)
 
 
 def test_zero3_bf16_two_processes_by_hand():
@@ -53,7 +55,7 @@ def test_zero3_bf16_two_processes_by_hand():
     p = estimate(TOY, w, Engine("zero3", 2)).parts
     assert p["weights"] == p["reference model"] == p["gradients"] == 1448 * 2 / 2
     assert p["optimizer"] == 1448 * 12 / 2  # fp32 master weights + two fp32 moments, sharded
-    assert p["activations"] == 16 * 2 * 120 * 2 and p["logits"] == 16 * 32 * (2 + 8)
+    assert p["activations"] == 16 * 2 * 144 * 2 and p["logits"] == 16 * 32 * (2 + 4)
     assert p["rollout weights"] == 1448 * 2 / 2  # generation gathers the other half of the weights
     offload = estimate(TOY, w, Engine("zero3", 2, offload_optimizer=True, offload_params=True)).parts
     assert offload["optimizer"] == offload["weights"] == 0 and offload["rollout weights"] == 1448 * 2
@@ -64,7 +66,7 @@ def test_lora_checkpointing_and_vllm():
     assert lora["reference model"] == 0  # the base with the adapter disabled
     assert lora["weights"] == 1448 * 4 + 512 * 4 and lora["gradients"] == 512 * 4 and lora["optimizer"] == 512 * 8
     ckpt = estimate(TOY, Workload(**{**FP32.__dict__, "gradient_checkpointing": True}), Engine("ddp", 1)).parts
-    assert ckpt["activations"] == 16 * (2 * 8 + 120) * 4  # layer inputs + one layer recomputed
+    assert ckpt["activations"] == 16 * (2 * 8 + 144) * 4  # layer inputs + one layer recomputed
     vllm = Workload(**{**FP32.__dict__, "use_vllm": True, "vllm_gpu_memory_utilization": 0.25, "gpu_memory_gib": 2.0})
     v = estimate(TOY, vllm, Engine("ddp", 1)).parts
     assert v["vLLM (colocated)"] == 0.5 * GIB and v["rollout KV cache"] == 0
