@@ -630,9 +630,8 @@ TASK_FIELDS: dict[str, tuple[str, ...]] = {
                      "max_train_samples"), _DATASET),
     **dict.fromkeys(("answer_column", "min_level", "max_level"), _MATH),
     **dict.fromkeys(("task_size", "task_ops"), _GENERATED),
-    # countdown is graded by its own reward, which the held-out runner (math grading) does not use
     **dict.fromkeys(("heldout_size", "heldout_num_samples", "heldout_temperature", "heldout_max_new_tokens"),
-                    ("math", "arithmetic")),
+                    ("math", "arithmetic", "countdown", "code")),
     **dict.fromkeys(("task_level", "task_max_operand", "task_num_operands"), ("arithmetic",)),
     **dict.fromkeys(("countdown_num_numbers", "countdown_min_number", "countdown_max_number",
                      "countdown_max_target"), ("countdown",)),

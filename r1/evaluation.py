@@ -47,6 +47,8 @@ from r1.scoring import SampleResult, compute_metrics
 from r1.templates import Template, get_template, with_prefill
 from rewards import cluster_answers, extract_answer, format_reward, verify_batch
 from rewards.code import extract_program, score_programs
+from rewards.countdown import countdown_reward
+from rewards.extract import last_answer_block
 
 logger = logging.getLogger(__name__)
 
@@ -161,17 +163,22 @@ def _record_settings(output_dir: Path, settings: dict[str, Any], benchmark: str,
 
 
 def grade(completions: Sequence[str], references: Sequence[str], template: Template,
-          tests: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+          tests: Sequence[Any] | None = None, countdown: Sequence[tuple[Any, Any]] | None = None) -> list[dict[str, Any]]:
     """Grade generated texts exactly as the training rewards do. Returns answer / correct / format per completion.
 
     `correct` is None when the reference itself cannot be parsed (counted as wrong, reported separately).
     Code problems pass `tests` (one test list per completion; `references` are then only recorded): the answer is
     the completion's program (`rewards.code.extract_program`) and `correct` whether it passes every test in the
     sandbox (`score_programs`, as the `code` reward scores it); None when the tests are unusable or the sandbox
-    itself failed.
+    itself failed. Countdown problems pass `countdown` ((target, nums) per completion): `correct` is whether the
+    `countdown` reward gives full credit (the equation uses each number once and reaches the target).
     """
     texts = with_prefill(list(completions), template.prefill)
-    if tests is not None:
+    if countdown is not None:
+        answers = [last_answer_block(t) or "" for t in texts]
+        scores = countdown_reward(texts, target=[t for t, _ in countdown], nums=[n for _, n in countdown])
+        correct = [None if s is None else s == 1.0 for s in scores]
+    elif tests is not None:
         answers = [extract_program(t) for t in texts]
         correct = [None if s is None else s == 1.0 for s in score_programs(answers, list(tests))]
     else:
@@ -264,7 +271,7 @@ def evaluate(
     store = store or _SampleStore(None, settings, benchmark, data_sha256, keys, resume)  # ranks > 0 keep nothing
     new_tokens = _generate_missing(gen, tokenizer, problems, keys, get_template(template), settings, store, benchmark,
                                    progress and ranks.is_main, ranks)
-    metrics = ranks.agree(lambda: _metrics(store, keys, num_samples, code=_is_code(problems)))
+    metrics = ranks.agree(lambda: _metrics(store, keys, num_samples, code=_is_code(problems) or _is_countdown(problems)))
     metrics["wall_time_s"] = time.time() - start
     metrics["tokens_generated_this_run"] = new_tokens
     metrics["data_sha256"] = data_sha256
@@ -277,9 +284,15 @@ def _is_code(problems: Sequence[dict[str, Any]]) -> bool:
     return bool(problems) and "tests" in problems[0]
 
 
+def _is_countdown(problems: Sequence[dict[str, Any]]) -> bool:
+    """Countdown problems (r1.tasks) are graded on their `target` and `nums`, like the `countdown` reward."""
+    return bool(problems) and "target" in problems[0] and "nums" in problems[0]
+
+
 def _metrics(store: _SampleStore, keys: list[str], num_samples: int, code: bool = False) -> dict[str, Any]:
     results = [[_as_result(store.done[(k, j)]) for j in range(num_samples)] for k in keys]
-    metrics = compute_metrics(results, None if code else cluster_answers)  # code: no majority vote (r1.scoring)
+    # programs and equations have no canonical answer to vote on: no majority vote there (r1.scoring)
+    metrics = compute_metrics(results, None if code else cluster_answers)
     metrics["unusable_references"] = sum(store.done[(k, 0)]["correct"] is None for k in keys)
     return metrics
 
@@ -413,7 +426,8 @@ def _run_batch(
         temperature=settings["temperature"], top_p=settings["top_p"], max_new_tokens=settings["max_new_tokens"],
     )
     tests = [problems[i]["tests"] for i, _ in batch] if _is_code(problems) else None
-    grades = grade([c.text for c in completions], [problems[i]["answer"] for i, _ in batch], tmpl, tests)
+    countdown = [(problems[i]["target"], problems[i]["nums"]) for i, _ in batch] if _is_countdown(problems) else None
+    grades = grade([c.text for c in completions], [problems[i]["answer"] for i, _ in batch], tmpl, tests, countdown)
     return [
         _sample_record(benchmark, keys[i], j, problems[i], c, g)
         for (i, j), c, g in zip(batch, completions, grades, strict=True)

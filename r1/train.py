@@ -115,7 +115,7 @@ def in_training_benchmarks(run: RunConfig, heldout: Any) -> dict[str, dict[str, 
     if HELDOUT_BENCHMARK in names:
         if heldout is None:
             raise ConfigError("eval_benchmarks: 'heldout' needs a held-out set; set heldout_size > 0")
-        rows = [{"id": str(i), "problem": r["problem"], "answer": r["answer"]} for i, r in enumerate(heldout)]
+        rows = [{**r, "id": str(i)} for i, r in enumerate(heldout)]
         rows = rows[: run.script.eval_limit] if run.script.eval_limit else rows
         benchmarks[HELDOUT_BENCHMARK] = {"problems": rows, "source": "the run's held-out set",
                                          "data_sha256": problems_sha256(rows)}
@@ -185,6 +185,9 @@ def build_code_dataset(run: RunConfig, notes: list[str]) -> tuple[Any, Any, dict
             raise
         notes.append(f"WARNING {first_line(e)}: the training set is not verified (set R1_DATA_DIR before training)")
         return None, None, {}
+    if s.heldout_size:
+        ds, heldout = split_heldout(ds, s.heldout_size, s.task_seed)
+        return ds, heldout, {**stats, "heldout": len(heldout), "final": len(ds)}
     return ds, None, stats
 
 
@@ -406,7 +409,8 @@ def heldout_phase(model: Any, tokenizer: Any, plan: Plan, run: RunConfig, tag: s
 def heldout_eval(model: Any, tokenizer: Any, plan: Plan, run: RunConfig, tag: str) -> dict[str, float]:
     """avg@n at the configured temperature and greedy accuracy on the held-out problems (r1.evaluation)."""
     s = run.script
-    problems = [{"id": i, "problem": r["problem"], "answer": r["answer"]} for i, r in enumerate(plan.heldout)]
+    # every column travels: countdown problems are graded on `target`/`nums`, code problems on `tests`
+    problems = [{**r, "id": i} for i, r in enumerate(plan.heldout)]
     common = dict(top_p=1.0, max_new_tokens=s.heldout_max_new_tokens or run.training.max_completion_length,
                   seed=run.training.seed, batch_size=64, progress=False, stop_at_answer=run.training.stop_at_answer)
     was_training = model.training

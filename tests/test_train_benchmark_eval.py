@@ -112,7 +112,8 @@ def test_math_heldout_is_a_seeded_split_taken_out_of_the_training_data(tmp_path,
         (["--eval_steps", "2"], "eval_steps is set but does not apply: it only applies with eval_benchmarks"),
         (["--eval_benchmarks", "gsm8kk"], "eval_benchmarks: unknown benchmark 'gsm8kk' (did you mean 'gsm8k'?)"),
         (["--eval_benchmarks", "gsm8k", "--eval_num_samples", "0"], "eval_num_samples must be >= 1"),
-        (["--task", "countdown", "--heldout_size", "8"], "heldout_size does not apply to task=countdown"),
+        (["--task", "countdown", "--heldout_temperature", "0.3"],
+         "heldout_temperature is set but does not apply: it only applies with heldout_size > 0"),
     ],
 )
 def test_bad_eval_settings_are_one_line(args, expected, tmp_path, data_dir):
@@ -139,3 +140,34 @@ def test_heldout_as_an_in_training_benchmark(tmp_path):
     assert not {r["problem"] for r in rows} & set(plan.dataset["problem"])  # disjoint from training
     with pytest.raises(ConfigError, match="'heldout' needs a held-out set"):
         prepare(parse_args([*base, "--eval_benchmarks", "heldout"]))
+
+
+def test_countdown_heldout_is_graded_by_the_countdown_rule(tmp_path):
+    """Held-out before/after works for every task: countdown problems keep target/nums and are graded like the
+    countdown reward (full credit only), with no majority vote over equations."""
+    from r1.config import parse_args
+    from r1.evaluation import evaluate, grade
+    from r1.templates import get_template
+    from r1.train import prepare
+
+    plan = prepare(parse_args(["--config", str(CONFIG), "--task", "countdown", "--template", "countdown",
+                               "--reward_funcs", "countdown", "--reward_weights", "1", "--heldout_size", "3",
+                               "--output_dir", str(tmp_path), "--dry_run"]))
+    row = plan.heldout[0]
+    assert {"target", "nums", "problem", "answer"} <= set(row) and not {r["problem"] for r in plan.heldout} & set(plan.dataset["problem"])
+    tmpl = get_template("countdown")
+    right, wrong = f"x</think><answer>{row['answer']}</answer>", "x</think><answer>1 + 1</answer>"
+    graded = grade([right, wrong, "no tags"], [row["answer"]] * 3, tmpl, countdown=[(row["target"], row["nums"])] * 3)
+    assert [g["correct"] for g in graded] == [True, False, False]
+
+    class Scripted:
+        name = "scripted"
+
+        def generate(self, prompts, seeds, **kw):
+            from r1.generation import Completion
+            return [Completion(right if s % 2 else wrong, 5, False) for s in seeds]
+
+    problems = [{**r, "id": i} for i, r in enumerate(plan.heldout)][:1]
+    m = evaluate(Scripted(), None, problems, "countdown", num_samples=4, temperature=0.6, max_new_tokens=8,
+                 progress=False, model_id="scripted", dtype="float32")
+    assert 0.0 < m["avg@4"] < 1.0 and m["maj@4"] is None
