@@ -7,7 +7,8 @@ R1-Zero runs fail quietly: the loss keeps moving while nothing is learned. `Stal
   `alarm_clipped_ratio` for `alarm_window` steps in a row;
 - `no_signal`: every group had zero reward variance (`frac_reward_zero_std` = 1) for `alarm_window` steps in a row:
   all advantages are 0, so no gradient;
-- `entropy_collapse`: the mean token entropy fell below `alarm_entropy_fraction` of its first logged value;
+- `entropy_collapse`: the mean token entropy stayed below `alarm_entropy_fraction` of its first logged value for
+  `alarm_window` steps in a row (one low step is noise: per-step entropy of a few prompts swings by 10x);
 - `unscored`: more than `alarm_unscored_frac` of one reward's values were None or errors in a step;
 - `format_without_accuracy`: accuracy stayed 0 for `alarm_window` steps while the format rate rose over them.
 
@@ -79,14 +80,13 @@ class StallAlarms:
         return len(values) == self.window and all(v is not None and test(v) for v in values)
 
     def _conditions(self, record: dict[str, Any]) -> dict[str, bool]:
-        entropy = _number(record.get("entropy"))
         formats = [_number(r.get("format_rate")) for r in self.recent]
         unscored = [_number(v) for k, v in record.items() if k.startswith("rewards/") and k.endswith("/none_frac")]
         return {
             "truncated": self._full_window("clipped_ratio", lambda v: v > self.clipped_ratio),
             "no_signal": self._full_window("frac_reward_zero_std", lambda v: v >= 1.0),
-            "entropy_collapse": bool(entropy is not None and self.first_entropy and
-                                     entropy < self.entropy_fraction * self.first_entropy),
+            "entropy_collapse": bool(self.first_entropy) and self._full_window(
+                "entropy", lambda v: v < self.entropy_fraction * self.first_entropy),
             "unscored": any(v is not None and v > self.unscored_frac for v in unscored),
             "format_without_accuracy": self._full_window("accuracy", lambda v: v == 0.0)
             and None not in formats and formats[-1] > formats[0],
@@ -95,7 +95,8 @@ class StallAlarms:
     def _what(self, name: str, record: dict[str, Any]) -> str:
         n = self.window
         if name == "entropy_collapse":
-            return f"entropy {record['entropy']:.4g} fell below {self.entropy_fraction} x its first value {self.first_entropy:.4g}"
+            return (f"entropy below {self.entropy_fraction} x its first value {self.first_entropy:.4g} for {n} steps in a "
+                    f"row (now {record['entropy']:.4g})")
         return {
             "truncated": f"clipped_ratio above {self.clipped_ratio} for {n} steps in a row",
             "no_signal": f"every group had zero reward variance for {n} steps in a row",
