@@ -304,6 +304,7 @@ def test_fast_rollout_can_be_switched_off(tmp_path, caplog, count_lean_decoding,
     assert "lean_sample" in count_lean_decoding and "decode_loop" in count_lean_decoding  # the counters are live
     count_lean_decoding.clear()
     count_direct_steps.clear()
+    caplog.clear()  # an earlier test may have set the root logger to INFO: the "on" run's line is not this run's
 
     with caplog.at_level(logging.INFO, logger="r1.rollout"):
         _, off_logs, off_completions = _train(FastTrainer, tmp_path, "off", steps=1, fast_rollout=False)
