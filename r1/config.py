@@ -712,5 +712,8 @@ def _check_cross_fields(run: RunConfig) -> None:
         problem = vllm_version_problem(installed_vllm_version())
         if problem:
             raise ConfigError(f"use_vllm: {problem}, or drop --use_vllm")
+        if t.stop_at_answer and get_template(s.template).stop_text:
+            run.notes.append("WARNING use_vllm: vLLM rollouts are not stopped at </answer> (stop_at_answer applies to "
+                             "the transformers rollout paths); completions may run on after the answer")
     if t.eval_steps is not None and t.eval_steps <= 0:
         raise ConfigError(f"eval_steps must be > 0 (got {t.eval_steps})")

@@ -111,3 +111,13 @@ def test_stop_at_answer_is_a_config_field_that_must_apply():
     with pytest.raises(ConfigError, match="stop_at_answer is set but does not apply"):
         parse_args(["--config", tiny, "--template", "boxed", "--stop_at_answer", "true"])
     assert "stop_at_answer" not in parse_args(["--config", tiny, "--template", "boxed"]).to_yaml_dict()
+
+
+def test_vllm_rollouts_say_that_they_do_not_stop_at_the_answer(monkeypatch):
+    """With use_vllm the stop does not apply to rollouts: said, not silent."""
+    import r1.config
+
+    monkeypatch.setattr(r1.config, "installed_vllm_version", lambda: "0.30.1")
+    run = parse_args(["--config", "tests/configs/tiny_qwen2.yaml", "--use_vllm", "true"])
+    assert any("vLLM rollouts are not stopped at </answer>" in n for n in run.notes)
+    assert any("vLLM rollouts" in line for line in run.summary_lines())
