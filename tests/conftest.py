@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,11 @@ def count_direct_steps(monkeypatch):
 
     monkeypatch.setattr(DirectDecoder, "__call__", counting)
     return calls
+
+
+def free_port() -> int:
+    """A free TCP port for a multi-process launch: the default rendezvous port (29500) may still be held by the
+    previous test's processes, which fails the next launch with "address already in use"."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SUBPROCESS_ENV
+from conftest import SUBPROCESS_ENV, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "tests/configs/tiny_qwen2.yaml")
@@ -122,12 +122,6 @@ def launcher(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("launcher") / "r1_dist_launcher.py"
     path.write_text(LAUNCHER)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def accelerate(*options: str) -> list[str]:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from eval import cli
 from r1.artifacts import read_jsonl
@@ -186,7 +187,8 @@ def test_two_processes_split_the_work_and_match_one_process(tmp_path, data_dir):
     common = ["--benchmarks", "gsm8k", "--limit", "8", "--num-samples", "2", "--max-new-tokens", "16",
               "--batch-size", "4", "--data-dir", str(data_dir)]
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(free_port())]
     two, one = tmp_path / "two", tmp_path / "one"
     proc = subprocess.run([*launch, *eval_cmd(*common, "--output", str(two))[1:]], cwd=REPO, env=ENV,
                           capture_output=True, text=True, timeout=400)

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SUBPROCESS_ENV
+from conftest import SUBPROCESS_ENV, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "tests/configs/tiny_qwen2.yaml")
@@ -129,7 +129,7 @@ def run(launcher: Path, out: Path, *args: str, env: dict[str, str] | None = None
         processes: int = 1):
     ddp = [] if processes == 1 else [
         "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
     ]
     return subprocess.run(
         [sys.executable, *ddp, str(launcher), *args, "--output_dir", str(out)],

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DATA_DIR, SUBPROCESS_ENV
+from conftest import DATA_DIR, SUBPROCESS_ENV, free_port
 
 from r1.artifacts import read_jsonl
 
@@ -26,7 +26,7 @@ TRAIN_KEYS = ("loss", "reward", "rewards/accuracy/mean", "rewards/format/mean", 
 
 
 def launch(out: Path, *args: str, processes: int = 1, timeout: int = 400) -> subprocess.CompletedProcess:
-    mode = ["--cpu"] if processes == 1 else ["--multi_gpu"]
+    mode = ["--cpu"] if processes == 1 else ["--multi_gpu", "--main_process_port", str(free_port())]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *mode, "--num_processes", str(processes),
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "recipes/r1_zero.py"),
            "--config", str(CONFIG), "--output_dir", str(out), "--save_strategy", "no", *args]

@@ -24,10 +24,13 @@ def test_dynamic_sampling_in_lockstep_over_two_processes(tmp_path):
 
     if torch.cuda.device_count() == 1:
         pytest.skip("one GPU: torchrun would put both processes on it")
+    from conftest import free_port  # local: this file is also the launched training script
+
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", __file__, str(tmp_path)]
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(free_port()), __file__, str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=540, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SUBPROCESS_ENV
+from conftest import SUBPROCESS_ENV, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(SUBPROCESS_ENV)
@@ -24,7 +24,7 @@ ENV = dict(SUBPROCESS_ENV)
 def launch(config: str, out: Path, *args: str, processes: int = 1, timeout: int = 300) -> subprocess.CompletedProcess:
     # `--cpu` uses accelerate's single-process launcher (several CPU processes would need mpirun); DDP over gloo is
     # torchrun's launcher (`--multi_gpu`), which our config turns into CPU processes when no GPU is present.
-    mode = ["--cpu"] if processes == 1 else ["--multi_gpu"]
+    mode = ["--cpu"] if processes == 1 else ["--multi_gpu", "--main_process_port", str(free_port())]
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", *mode, "--num_processes", str(processes),
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
