@@ -28,22 +28,10 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.rewards_bench import machine  # noqa: E402
 
-TESTS_BATCH = [
-    r"<think>x</think><answer>\boxed{9^{9^{9^9}}+1}</answer>",
-    r"<answer>\boxed{2^{2^{2^{2^{2^{2}}}}}}</answer>",
-    r"<answer>9**9**9**9</answer>",
-    "lorem ipsum " * 90_000,
-    r"<answer>\boxed{" + "{" * 10_000 + "1" + "}" * 10_000 + "}</answer>",
-    "<answer>" + "+".join(["1"] * 20_000) + "</answer>",
-    r"<answer>\boxed{12</answer>" + r"\boxed{" * 1000,
-    r"\boxed{",
-    "<answer>\x00\x01\ud800 5 \udfff\x1b[31m\x7f</answer>",
-    r"<answer>\boxed{\frac{1}{0}}</answer>",
-    r"<answer>1/0 + 0/0</answer>",
-    r"<answer>\boxed{100000!}</answer>",
-    r"<answer>\boxed{(10^{9})!}</answer>",
-    r"<answer>\boxed{10^{10^{10}}}</answer>",
-]
+sys.path.insert(0, str(REPO / "tests"))
+from test_rewards_verify import HOSTILE  # noqa: E402
+
+TESTS_BATCH = HOSTILE  # the list the tests grade, not a copy of it
 COSTLY_BATCH = [
     r"<think>x</think><answer>\boxed{\int_0^1 x^{x^{x^x}} dx}</answer>",
     r"<think>x</think><answer>\boxed{\sum_{n=1}^\infty n^{n^{n^n}}}</answer>",
