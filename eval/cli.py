@@ -33,7 +33,7 @@ import torch
 import yaml
 
 from r1.artifacts import CONFIG_FILE_NAME, atomic_write_json
-from r1.benchmarks import load_benchmark, resolve_benchmark
+from r1.benchmarks import load_benchmarks
 from r1.errors import R1Error
 from r1.evaluation import check_output_dir, evaluate, problems_sha256, run_settings, validate_settings
 from r1.generation import BACKENDS, VLLMGenerator, resolve_backend
@@ -206,15 +206,11 @@ def _load_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
     names = list(dict.fromkeys(b.strip() for b in args.benchmarks.split(",") if b.strip()))
     if not names:
         raise ValueError("--benchmarks is empty; pass e.g. --benchmarks aime24,math500")
-    benchmarks = {}
-    for name in names:
-        bench, source = resolve_benchmark(name, args.data_dir)
-        problems = load_benchmark(name, args.data_dir)
-        sha = file_sha256(source) if Path(source).is_file() else problems_sha256(problems)
-        if bench.name in benchmarks:
-            raise ValueError(f"two benchmarks are both named {bench.name!r}; rename one of the files")
-        benchmarks[bench.name] = {"source": source, "data_sha256": sha, "problems": problems[: args.limit]}
-    return benchmarks
+    return {
+        name: {"source": source, "problems": problems[: args.limit],
+               "data_sha256": file_sha256(source) if Path(source).is_file() else problems_sha256(problems)}
+        for name, (_, source, problems) in load_benchmarks(names, args.data_dir).items()
+    }
 
 
 def default_template(benchmarks: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ import torch
 from transformers import TrainerCallback
 from trl.models import unwrap_model_for_generation
 
-from r1.benchmarks import load_benchmark, resolve_benchmark
+from r1.benchmarks import load_benchmarks
 from r1.evaluation import evaluate, problems_sha256
 
 logger = logging.getLogger(__name__)
@@ -36,12 +36,9 @@ BATCH_SIZE = 16  # the CLI's transformers default: same batches, so the same flo
 def load_eval_benchmarks(names: list[str], data_dir: str | None, limit: int | None) -> dict[str, dict[str, Any]]:
     """name -> {"problems", "source", "data_sha256"}; raises BenchmarkError (one line) before any weights load."""
     out: dict[str, dict[str, Any]] = {}
-    for name in names:
-        bench, source = resolve_benchmark(name, data_dir)
-        problems = load_benchmark(name, data_dir, limit=limit)
-        if bench.name in out:
-            raise ValueError(f"eval_benchmarks: two benchmarks are both named {bench.name!r}; rename one of the files")
-        out[bench.name] = {"problems": problems, "source": source, "data_sha256": problems_sha256(problems)}
+    for name, (_, source, problems) in load_benchmarks(names, data_dir).items():
+        problems = problems[:limit] if limit is not None else problems
+        out[name] = {"problems": problems, "source": source, "data_sha256": problems_sha256(problems)}
     return out
 
 

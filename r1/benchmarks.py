@@ -303,3 +303,15 @@ def _load_hub(bench: Benchmark) -> list[dict[str, Any]]:
             f"{bench.local_file} instead"
         ) from None
     return ds.to_list()
+
+
+def load_benchmarks(names: list[str], data_dir: str | os.PathLike | None = None) -> dict[str, tuple[Benchmark, str, list[dict[str, Any]]]]:
+    """Several benchmarks by name or file: benchmark name -> (definition, source, all its problems). The eval CLI and
+    in-training evaluation both go through here; two files with the same stem are one line of error."""
+    out: dict[str, tuple[Benchmark, str, list[dict[str, Any]]]] = {}
+    for name in names:
+        bench, source = resolve_benchmark(name, data_dir)
+        if bench.name in out:
+            raise BenchmarkError(f"two benchmarks are both named {bench.name!r}; rename one of the files")
+        out[bench.name] = (bench, source, load_benchmark(name, data_dir))
+    return out

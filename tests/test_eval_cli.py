@@ -152,12 +152,18 @@ def no_weights(monkeypatch):
         (["--benchmarks", "aime24", "--template", "nope"], "unknown template 'nope'"),
         (["--benchmarks", "aime24", "--num-samples", "0"], "--num-samples must be >= 1"),
         (["--benchmarks", "aime24", "--top-p", "0"], "--top-p must be in (0, 1]"),
+        (["--benchmarks", "{twin_a},{twin_b}"], "two benchmarks are both named 'twin'"),
     ],
 )
 def test_bad_input_is_one_line_before_any_weights(args, expected, tmp_path, data_dir, capsys, no_weights):
     noanswer = tmp_path / "noanswer.jsonl"
     noanswer.write_text('{"id": 1, "problem": "1+1?", "solution": "2"}\n')
-    args = [a.format(noanswer=noanswer, missing=tmp_path / "missing") for a in args]
+    twins = {}
+    for side in ("a", "b"):  # two files with the same stem
+        (tmp_path / side).mkdir()
+        twins[f"twin_{side}"] = tmp_path / side / "twin.jsonl"
+        twins[f"twin_{side}"].write_text('{"id": 1, "problem": "1+1?", "answer": "2"}\n')
+    args = [a.format(noanswer=noanswer, missing=tmp_path / "missing", **twins) for a in args]
     if "--model" not in args:
         args = ["--model", "tiny:qwen2", *args]
     assert cli.main([*args, "--data-dir", str(data_dir), "--output", str(tmp_path / "out")]) == 2
