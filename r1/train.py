@@ -115,8 +115,7 @@ def in_training_benchmarks(run: RunConfig, heldout: Any) -> dict[str, dict[str, 
     if HELDOUT_BENCHMARK in names:
         if heldout is None:
             raise ConfigError("eval_benchmarks: 'heldout' needs a held-out set; set heldout_size > 0")
-        rows = [{**r, "id": str(i)} for i, r in enumerate(heldout)]
-        rows = rows[: run.script.eval_limit] if run.script.eval_limit else rows
+        rows = heldout_problems(heldout)[: run.script.eval_limit]
         benchmarks[HELDOUT_BENCHMARK] = {"problems": rows, "source": "the run's held-out set",
                                          "data_sha256": problems_sha256(rows)}
     return benchmarks
@@ -406,11 +405,16 @@ def heldout_phase(model: Any, tokenizer: Any, plan: Plan, run: RunConfig, tag: s
     return fields
 
 
+def heldout_problems(heldout: Any) -> list[dict[str, Any]]:
+    """The held-out rows as evaluation problems, numbered; every column travels (countdown problems are graded on
+    `target`/`nums`, code problems on `tests`)."""
+    return [{**r, "id": i} for i, r in enumerate(heldout)]
+
+
 def heldout_eval(model: Any, tokenizer: Any, plan: Plan, run: RunConfig, tag: str) -> dict[str, float]:
     """avg@n at the configured temperature and greedy accuracy on the held-out problems (r1.evaluation)."""
     s = run.script
-    # every column travels: countdown problems are graded on `target`/`nums`, code problems on `tests`
-    problems = [{**r, "id": i} for i, r in enumerate(plan.heldout)]
+    problems = heldout_problems(plan.heldout)
     common = dict(top_p=1.0, max_new_tokens=s.heldout_max_new_tokens or run.training.max_completion_length,
                   seed=run.training.seed, batch_size=64, progress=False, stop_at_answer=run.training.stop_at_answer)
     was_training = model.training
