@@ -524,8 +524,11 @@ def parse_dtype(name: Any) -> Any:
     return key if key == "auto" else getattr(torch, key)
 
 
-def load_tokenizer(path_or_id: str, *, trust_remote_code: bool = False, padding_side: str = "left") -> Any:
-    """Load the tokenizer for a model name (resolved first), with a pad token and left padding for generation.
+def load_tokenizer(
+    path_or_id: str, *, trust_remote_code: bool = False, padding_side: str = "left", revision: str | None = None
+) -> Any:
+    """Load the tokenizer for a model name (resolved first), with a pad token and left padding for generation;
+    `revision` picks a hub branch, tag or commit.
 
     A missing pad token is set to the EOS token (generation masks padding by attention, so sharing ids is safe).
     Padding defaults to the left because both GRPO rollouts and batched eval generate from padded prompts.
@@ -534,7 +537,7 @@ def load_tokenizer(path_or_id: str, *, trust_remote_code: bool = False, padding_
     path = resolve_model(path_or_id, trust_remote_code=trust_remote_code)
     if is_adapter_folder(path) and not (Path(path) / "tokenizer_config.json").is_file():
         path = resolve_model(adapter_base(path), trust_remote_code=trust_remote_code)  # the base's tokenizer
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ModelNotFoundError(
@@ -546,9 +549,11 @@ def load_tokenizer(path_or_id: str, *, trust_remote_code: bool = False, padding_
 
 
 def load_model(
-    path_or_id: str, *, dtype: Any = "auto", trust_remote_code: bool = False, device: Any = None
+    path_or_id: str, *, dtype: Any = "auto", trust_remote_code: bool = False, device: Any = None,
+    revision: str | None = None,
 ) -> Any:
-    """Load a causal LM from safetensors only (no pickle); `dtype` is "auto", a name like "bfloat16", or a torch dtype.
+    """Load a causal LM from safetensors only (no pickle); `dtype` is "auto", a name like "bfloat16", or a torch dtype;
+    `revision` picks a hub branch, tag or commit.
     An adapter folder (a use_peft run) loads its base model with the adapter merged in (a plain model again)."""
     path = resolve_model(path_or_id, trust_remote_code=trust_remote_code)
     dtype = parse_dtype(dtype)
@@ -556,7 +561,7 @@ def load_model(
     if adapter:
         path = resolve_model(adapter_base(adapter), trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code, revision=revision
     )
     if adapter:
         model = _merge_adapter(model, adapter)

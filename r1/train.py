@@ -323,8 +323,10 @@ def start_output_dir(run: RunConfig, out: Path, fresh: bool) -> None:
 def load_policy(run: RunConfig, plan: Plan) -> tuple[Any, Any]:
     """The tokenizer and the model to train (safetensors only; trust_remote_code as configured)."""
     t = run.training
-    tokenizer = load_tokenizer(plan.model_path, trust_remote_code=t.trust_remote_code)
-    model = load_model(plan.model_path, dtype=run.model.dtype, trust_remote_code=t.trust_remote_code)
+    revision = run.model.model_revision
+    tokenizer = load_tokenizer(plan.model_path, trust_remote_code=t.trust_remote_code, revision=revision)
+    model = load_model(plan.model_path, dtype=run.model.dtype, trust_remote_code=t.trust_remote_code,
+                       revision=revision)
     if run.model.attn_implementation:
         model.set_attn_implementation(run.model.attn_implementation)
     return tokenizer, model

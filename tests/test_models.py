@@ -224,3 +224,33 @@ def test_embedded_model_generates() -> None:
     out = model.generate(**batch, max_new_tokens=12, do_sample=False)
     reply = tokenizer.decode(out[0, batch["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "5" in reply  # the dequantized weights still do arithmetic; garbage weights would not
+
+
+def test_model_revision_reaches_the_loaders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`model_revision` (a hub branch, tag or commit) is passed to the tokenizer and model loaders, not dropped."""
+    import transformers
+
+    from r1.config import parse_args
+    from r1.templates import get_template
+    from r1.train import Plan, load_policy
+
+    seen = {}
+
+    class Captured(Exception):
+        pass
+
+    def capture(kind):
+        def from_pretrained(path, **kw):
+            seen[kind] = kw.get("revision")
+            if kind == "model":
+                raise Captured
+            return real_tokenizer(path)
+        return from_pretrained
+
+    real_tokenizer = transformers.AutoTokenizer.from_pretrained
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", capture("tokenizer"))
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", capture("model"))
+    run = parse_args(["--config", "tests/configs/tiny_qwen2.yaml", "--model_revision", "v1.2"])
+    with pytest.raises(Captured):
+        load_policy(run, Plan(get_template("r1_zero"), model_path=resolve_model("tiny:qwen2")))
+    assert seen == {"tokenizer": "v1.2", "model": "v1.2"}
