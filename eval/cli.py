@@ -427,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"r1-eval: interrupted; rerun the same command to resume from {Path(args.output)}", file=sys.stderr)
         return 130
+    if _world_size() > 1:
+        from r1.distributed import end_process_group  # local: accelerate, a launched run only (as above)
+
+        end_process_group()  # every rank is done; otherwise gloo can abort one at exit
     if not _is_main():
         return 0
     if args.checkpoints:

@@ -132,6 +132,16 @@ def honour_fsdp_on_cpu() -> bool:
     return True
 
 
+def end_process_group() -> None:
+    """Destroy the default process group after a successful run. Without it, gloo's worker threads still hold work
+    objects when the interpreter shuts down, and a rank can die with SIGABRT ("terminate called without an active
+    exception") after its work is done (pytorch/pytorch#190489). Not on failure: a peer may still be in a collective."""
+    import torch.distributed as dist  # training or a launched evaluation already imported it
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def engine_name(accelerator: Any) -> str:
     """What trains: 'DDP', 'FSDP2', 'DeepSpeed ZeRO-3 (offload optimizer: cpu)', ... with processes and backend."""
     state = accelerator.state

@@ -28,7 +28,7 @@ from r1.benchmark_eval import EVAL_DIR, BenchmarkEvalCallback, load_eval_benchma
 from r1.callbacks import CURVES_FILE, METRICS_FILE, SAMPLES_FILE, SUMMARY_FILE, RunArtifactsCallback
 from r1.config import RunConfig
 from r1.data import MBPP, load_code_dataset, load_training_dataset
-from r1.distributed import RankWatchdog, check_launch, engine_name, honour_fsdp_on_cpu
+from r1.distributed import RankWatchdog, check_launch, end_process_group, engine_name, honour_fsdp_on_cpu
 from r1.errors import ConfigError, DatasetError, ModelNotFoundError, first_line
 from r1.evaluation import evaluate, problems_sha256
 from r1.guards import last_complete_checkpoint
@@ -304,7 +304,9 @@ def train(run: RunConfig, plan: Plan) -> list[str]:
     state.wait_for_everyone()
     watchdog.stop()  # every rank is past the last collective: a peer that exits now is not lost
     summary = trainer.artifacts.write_summary("completed")
-    return result_lines(summary, trainer.artifacts, run.script.heldout_num_samples, out) if state.is_main_process else []
+    lines = result_lines(summary, trainer.artifacts, run.script.heldout_num_samples, out) if state.is_main_process else []
+    end_process_group()
+    return lines
 
 
 def start_output_dir(run: RunConfig, out: Path, fresh: bool) -> None:

@@ -113,7 +113,10 @@ trainer_module.R1ZeroTrainer.__init__ = init
 
 from recipes.r1_zero import main
 
-sys.exit(main())
+code = main()
+import torch.distributed as dist
+print(f"process group still up after main: {dist.is_initialized()}", flush=True)
+sys.exit(code)
 '''
 
 
@@ -192,7 +195,8 @@ def reference(launcher, tmp_path_factory) -> list[dict]:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("engine", list(ENGINES))
+# ZeRO-2 in `make test-slow` only (36 s here): ZeRO-3 and the multi-node test keep DeepSpeed in `make test`.
+@pytest.mark.parametrize("engine", [pytest.param(e, marks=pytest.mark.slow) if e == "zero2" else e for e in ENGINES])
 def test_engine_equals_one_process_and_resumes_after_kill(engine, reference, launcher, tmp_path):
     out = tmp_path / engine
     per_device = ["--per_device_train_batch_size", str(GLOBAL_BATCH // 2)]
@@ -267,6 +271,8 @@ def test_multinode_two_launches_on_localhost_train_together(launcher, tmp_path):
     for p, (stdout, stderr) in zip(procs, results, strict=True):
         assert p.returncode == 0, stdout[-2000:] + stderr[-3000:]
     assert "distributed: DeepSpeed ZeRO-3, 2 process(es), backend gloo" in results[0][1]
+    # destroyed by r1.train (pytorch#190489: left to interpreter exit, gloo aborted a rank in CI after training)
+    assert all("process group still up after main: False" in stdout for stdout, _ in results)
     logged = rows(out)
     assert [r["step"] for r in logged] == [1, 2] and all(r["completions/count"] == GLOBAL_BATCH for r in logged)
     assert all(r["completions/ranks_contributing"] == 2 for r in logged)

@@ -49,6 +49,7 @@ def _worker(out: Path) -> None:
     from datasets import Dataset
 
     from r1.config import parse_args
+    from r1.distributed import end_process_group
     from r1.models import load_model, load_tokenizer, resolve_model
     from r1.rewarding import SafeReward
     from r1.trainer import R1ZeroTrainer
@@ -86,6 +87,7 @@ def _worker(out: Path) -> None:
     seen["rounds"] = [h["dynamic_sampling/rounds"] for h in history if "dynamic_sampling/rounds" in h]
     seen["kept"] = [h["dynamic_sampling/kept_group_frac"] for h in history if "dynamic_sampling/kept_group_frac" in h]
     (out / f"rank{trainer.accelerator.process_index}.json").write_text(json.dumps(seen))
+    end_process_group()  # as r1.train does: without it gloo can abort a rank at exit (SIGABRT, 1 run in ~15 here)
 
 
 if __name__ == "__main__":
