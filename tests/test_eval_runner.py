@@ -167,6 +167,7 @@ def run_ranks(tmp_path, out, world=2, **kwargs):
     return [results[r] for r in range(world)]
 
 
+@pytest.mark.slow  # 10 s; `make test` splits an evaluation over 2 real processes in test_eval_cli
 def test_two_ranks_split_the_work_write_once_and_match_one_process(tmp_path):
     one = run(ScriptedGenerator(SCRIPT), output_dir=tmp_path / "one", batch_size=2)
     ranks = run_ranks(tmp_path, tmp_path / "two", batch_size=2)

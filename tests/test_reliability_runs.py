@@ -160,7 +160,9 @@ def checkpoints(out: Path) -> list[str]:
     return sorted((p.name for p in out.glob("checkpoint-*")), key=lambda n: int(n.split("-")[1]))
 
 
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
+# "buffered" in `make test-slow` only (23 s here); "plain" keeps SIGKILL + exact resume in `make test`.
+@pytest.mark.parametrize("scenario", [pytest.param(s, marks=pytest.mark.slow) if s == "buffered" else s
+                                      for s in SCENARIOS])
 def test_sigkill_and_resume_reproduce_the_uninterrupted_run(scenario, launcher, tmp_path):
     args = SCENARIOS[scenario]
     full, cut = tmp_path / "uninterrupted", tmp_path / "interrupted"
