@@ -390,6 +390,7 @@ def _generate_missing(
     regenerated whole (same shapes as an uninterrupted run) and only its missing samples are stored. With several
     ranks, the batches to run are dealt out round-robin and rank 0 stores what every rank made, round by round."""
     ranks = ranks or _Ranks()
+    lockstep = ranks.world > 1 and getattr(gen, "lockstep", False)  # sharded weights: every rank in every generate
     n, size = settings["num_samples"], settings["batch_size"]
     prompts = [tmpl.render(str(p["problem"]), tokenizer) for p in problems]
     pairs = [(i, j) for i in range(len(problems)) for j in range(n)]
@@ -402,6 +403,8 @@ def _generate_missing(
     try:
         for first in range(0, len(todo), ranks.world):
             mine = todo[first + ranks.rank] if first + ranks.rank < len(todo) else None
+            if mine is None and lockstep:  # the last round, fewer batches than ranks: generate and drop one anyway
+                _run_batch(gen, batches[todo[first]], prompts, problems, keys, tmpl, settings, benchmark, grade_it=False)
             made = [] if mine is None else _run_batch(gen, batches[mine], prompts, problems, keys, tmpl, settings, benchmark)
             # regenerated only to repeat the batch shape: keep the stored one
             records = [r for r in ranks.gather(made) if (r["id"], r["sample_index"]) not in store.done]
@@ -418,13 +421,16 @@ def _generate_missing(
 
 def _run_batch(
     gen: Generator, batch: list[tuple[int, int]], prompts: list[str], problems: Sequence[dict[str, Any]],
-    keys: list[str], tmpl: Template, settings: dict[str, Any], benchmark: str,
+    keys: list[str], tmpl: Template, settings: dict[str, Any], benchmark: str, grade_it: bool = True,
 ) -> list[dict[str, Any]]:
-    """Generate and grade one batch of (problem index, sample index) pairs: one record per pair, in batch order."""
+    """Generate and grade one batch of (problem index, sample index) pairs: one record per pair, in batch order
+    (nothing with `grade_it=False`: a stand-in generation that keeps sharded ranks in step)."""
     completions: list[Completion] = gen.generate(
         [prompts[i] for i, _ in batch], [sample_seed(settings["seed"], keys[i], j) for i, j in batch],
         temperature=settings["temperature"], top_p=settings["top_p"], max_new_tokens=settings["max_new_tokens"],
     )
+    if not grade_it:
+        return []
     tests = [problems[i]["tests"] for i, _ in batch] if _is_code(problems) else None
     countdown = [(problems[i]["target"], problems[i]["nums"]) for i, _ in batch] if _is_countdown(problems) else None
     grades = grade([c.text for c in completions], [problems[i]["answer"] for i, _ in batch], tmpl, tests, countdown)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import torch
 from transformers import GenerationConfig, LogitsProcessorList
 
-from r1.decoding import StopAfterText, lean_sample
+from r1.decoding import StopAfterText, lean_sample, needs_synced_gpus
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +189,12 @@ class TransformersGenerator:
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.eos_ids[0]
 
+    @property
+    def lockstep(self) -> bool:
+        """Sharded weights (ZeRO-3 / FSDP) over several processes: every `generate` call runs collectives, so all
+        ranks must make the same calls (a rank with nothing to do generates a stand-in batch)."""
+        return needs_synced_gpus(self.model)
+
     def _left_pad(self, prompts: list[str]) -> tuple[Any, Any]:
         ids = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]  # as TRL tokenizes text prompts
         width = max(len(x) for x in ids)
@@ -223,7 +229,8 @@ class TransformersGenerator:
         self.model.generation_config = GenerationConfig()  # no inherited penalties / suppressions / top_k
         self.model.eval()
         try:
-            with torch.inference_mode():
+            # no inference tensors in FSDP's unsharded parameter buffers: training writes to them in place afterwards
+            with torch.no_grad() if self.lockstep else torch.inference_mode():
                 out = self.model.generate(
                     input_ids=input_ids.to(device),
                     attention_mask=mask.to(device),
@@ -251,6 +258,7 @@ class VLLMGenerator:
     exactly like the transformers backend, so both backends see identical inputs."""
 
     name = "vllm"
+    lockstep = False  # each process has its own engine
 
     def __init__(self, model_path: str, tokenizer: Any, *, dtype: str = "auto", trust_remote_code: bool = False,
                  stop: str | None = None, tensor_parallel_size: int = 1, max_model_len: int | None = None,

@@ -11,17 +11,21 @@ first and `summary.json` last (also on failure or interrupt), so nothing a run w
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from accelerate import PartialState
+from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+from trl.models import unwrap_model_for_generation
 
 from r1.artifacts import CONFIG_FILE_NAME, atomic_write_text
 from r1.benchmark_eval import EVAL_DIR, BenchmarkEvalCallback, load_eval_benchmarks
@@ -296,7 +300,7 @@ def train(run: RunConfig, plan: Plan) -> list[str]:
     if state.is_main_process:
         tokenizer.save_pretrained(str(out))
     if plan.heldout is not None:
-        trainer.artifacts.summary_extra.update(heldout_phase(trainer.model, tokenizer, plan, run, "after", state))
+        trainer.artifacts.summary_extra.update(heldout_phase(trainer.model, tokenizer, plan, run, "after", state, trainer))
     last = trainer.artifacts.records[-1] if trainer.artifacts.records else {}
     trainer.artifacts.summary_extra.update(
         format_rate_final=last.get("format_rate"), train_seconds=round(train_seconds, 1), steps=trainer.state.global_step
@@ -395,11 +399,13 @@ def run_training(trainer: R1ZeroTrainer, resume: str | None, watchdog: RankWatch
     return time.time() - start
 
 
-def heldout_phase(model: Any, tokenizer: Any, plan: Plan, run: RunConfig, tag: str, state: PartialState) -> dict[str, float]:
+def heldout_phase(model: Any, tokenizer: Any, plan: Plan, run: RunConfig, tag: str, state: PartialState,
+                  trainer: R1ZeroTrainer | None = None) -> dict[str, float]:
     """The held-out evaluation `tag` ("before"/"after"), shared between all processes (r1.evaluation splits the
     batches between ranks), as summary.json fields (main process)."""
     fields: dict[str, float] = {}
-    result = heldout_eval(model, tokenizer, plan, run, tag)
+    with whole_weights(model, trainer) as policy:
+        result = heldout_eval(policy, tokenizer, plan, run, tag)
     if state.is_main_process:
         fields = {f"heldout_accuracy_{tag}": result["accuracy"], f"heldout_greedy_{tag}": result["greedy"],
                   f"heldout_format_{tag}": result["format_rate"]}
@@ -407,6 +413,24 @@ def heldout_phase(model: Any, tokenizer: Any, plan: Plan, run: RunConfig, tag: s
                     result["accuracy"], result["greedy"], result["format_rate"])
     state.wait_for_everyone()
     return fields
+
+
+@contextlib.contextmanager
+def whole_weights(model: Any, trainer: R1ZeroTrainer | None) -> Iterator[Any]:
+    """The policy with its whole weights on every rank for generation: through the trainer as TRL's rollouts do
+    (ZeRO-3 gathered, engine hooks off), or, before the trainer exists, gathered from the partitions `zero.Init`
+    loaded it into (ZeRO-3 with zero3_init_flag). Otherwise the model as it is."""
+    if trainer is not None:
+        with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator,
+                                         gather_deepspeed3_params=trainer.args.ds3_gather_for_generation) as policy:
+            yield policy
+    elif is_deepspeed_zero3_enabled():
+        import deepspeed  # ZeRO-3 runs only; DeepSpeed is an optional dependency
+
+        with deepspeed.zero.GatheredParameters(list(model.parameters())):
+            yield model
+    else:
+        yield model
 
 
 def heldout_problems(heldout: Any) -> list[dict[str, Any]]:

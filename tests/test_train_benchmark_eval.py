@@ -25,8 +25,14 @@ TRAIN_KEYS = ("loss", "reward", "rewards/accuracy/mean", "rewards/format/mean", 
               "completion_length", "tokens_generated_total")
 
 
-def launch(out: Path, *args: str, processes: int = 1, timeout: int = 400) -> subprocess.CompletedProcess:
-    mode = ["--cpu"] if processes == 1 else ["--multi_gpu", "--main_process_port", str(free_port())]
+def launch(out: Path, *args: str, processes: int = 1, timeout: int = 400, engine: str = "ddp") -> subprocess.CompletedProcess:
+    """`accelerate launch` of the recipe: 1 CPU process, or 2 over gloo with DDP or an engine's recipes/accelerate config."""
+    if processes == 1:
+        mode = ["--cpu"]
+    elif engine == "ddp":
+        mode = ["--multi_gpu", "--main_process_port", str(free_port())]
+    else:
+        mode = ["--config_file", str(REPO / "recipes/accelerate" / f"{engine}.yaml"), "--main_process_port", str(free_port())]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *mode, "--num_processes", str(processes),
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "recipes/r1_zero.py"),
            "--config", str(CONFIG), "--output_dir", str(out), "--save_strategy", "no", *args]
@@ -66,17 +72,30 @@ def test_eval_at_step_0_every_eval_steps_and_the_end(tmp_path, data_dir):
         assert [r.get(key) for r in train_rows] == [r.get(key) for r in base], key
 
 
+TWO_PROCESS_ARGS = ("--max_steps", "1", "--eval_benchmarks", "gsm8k", "--eval_limit", "4", "--eval_num_samples", "2",
+                    "--eval_max_new_tokens", "12", "--heldout_size", "6", "--heldout_num_samples", "2",
+                    "--heldout_max_new_tokens", "8")
+
+
+@pytest.fixture(scope="module")
+def one_process_run(tmp_path_factory, data_dir) -> Path:
+    out = tmp_path_factory.mktemp("one") / "run"
+    launch(out, *TWO_PROCESS_ARGS)
+    return out
+
+
 @pytest.mark.timeout(900)
-def test_eval_over_two_processes_equals_one_process(tmp_path, data_dir):
+@pytest.mark.parametrize("engine", ["ddp", "fsdp", "zero3"])
+def test_eval_over_two_processes_equals_one_process(engine, one_process_run, tmp_path):
+    """Under DDP, FSDP2 and ZeRO-3 (sharded weights: every rank must make the same generate calls, and the held-out
+    evaluation before training runs on weights zero.Init partitioned at load) the step-0 evaluation is the
+    one-process one, and the held-out phases run on both ranks."""
     import torch
 
     if torch.cuda.device_count() == 1:
         pytest.skip("one GPU: torchrun would put both processes on it")
-    one, two = tmp_path / "one", tmp_path / "two"
-    launch(one, "--max_steps", "1", "--eval_benchmarks", "gsm8k", "--eval_limit", "4", "--eval_num_samples", "2",
-           "--eval_max_new_tokens", "12")
-    launch(two, "--max_steps", "1", "--eval_benchmarks", "gsm8k", "--eval_limit", "4", "--eval_num_samples", "2",
-           "--eval_max_new_tokens", "12", processes=2, timeout=800)
+    one, two = one_process_run, tmp_path / "two"
+    launch(two, *TWO_PROCESS_ARGS, processes=2, timeout=800, engine=engine)
     first = [read_jsonl(o / "metrics.jsonl")[0] for o in (one, two)]
     assert first[0]["step"] == first[1]["step"] == 0
     for key in ("eval/gsm8k/avg@2", "eval/gsm8k/format_rate", "eval/gsm8k/mean_tokens"):
@@ -86,6 +105,10 @@ def test_eval_over_two_processes_equals_one_process(tmp_path, data_dir):
         return sorted((s["id"], s["sample_index"], s["completion"]) for s in read_jsonl(o / "eval/step-0/samples.jsonl"))
 
     assert pairs(two) == pairs(one) and len(pairs(two)) == 8  # written once, by rank 0, the same completions
+    summaries = [json.loads((o / "summary.json").read_text()) for o in (one, two)]
+    for key in ("heldout_accuracy_before", "heldout_greedy_before", "heldout_accuracy_after"):
+        assert key in summaries[1] and 0.0 <= summaries[1][key] <= 1.0, key
+    assert summaries[1]["heldout_accuracy_before"] == summaries[0]["heldout_accuracy_before"]
 
 
 def test_math_heldout_is_a_seeded_split_taken_out_of_the_training_data(tmp_path, data_dir):
