@@ -279,10 +279,22 @@ def dry_run_lines(run: RunConfig, plan: Plan) -> list[str]:
 
 
 def train(run: RunConfig, plan: Plan) -> list[str]:
-    """Train as planned; returns the result lines for the user (model folder, held-out before/after, curves)."""
+    """Train as planned; returns the result lines for the user (model folder, held-out before/after, curves). With
+    several processes, an error on one rank, before or during training, ends the others with one line naming it."""
     honour_fsdp_on_cpu()  # an FSDP launch config on CPU: FSDP over gloo, not accelerate's silent DDP
     state = PartialState()
     watchdog = RankWatchdog(state.process_index, state.num_processes, timeout=run.training.rank_lost_timeout).start()
+    try:
+        lines = train_and_report(run, plan, state, watchdog)
+    except BaseException as e:
+        watchdog.explain(e)  # exits here when another rank was lost or failed first; else tells the others
+        raise
+    end_process_group()
+    return lines
+
+
+def train_and_report(run: RunConfig, plan: Plan, state: PartialState, watchdog: RankWatchdog) -> list[str]:
+    """Load, evaluate held-out before, train, save, evaluate after; the result lines (main process)."""
     out = Path(run.training.output_dir)
     if state.is_main_process:
         start_output_dir(run, out, fresh=not plan.resume)
@@ -295,7 +307,7 @@ def train(run: RunConfig, plan: Plan) -> list[str]:
     trainer = build_trainer(run, plan, model, tokenizer)
     logger.info("distributed: %s", engine_name(trainer.accelerator))
     trainer.artifacts.summary_extra.update(extra)
-    train_seconds = run_training(trainer, plan.resume, watchdog)
+    train_seconds = run_training(trainer, plan.resume)
     trainer.save_model(str(out))  # model + tokenizer (processing_class)
     if state.is_main_process:
         tokenizer.save_pretrained(str(out))
@@ -308,9 +320,7 @@ def train(run: RunConfig, plan: Plan) -> list[str]:
     state.wait_for_everyone()
     watchdog.stop()  # every rank is past the last collective: a peer that exits now is not lost
     summary = trainer.artifacts.write_summary("completed")
-    lines = result_lines(summary, trainer.artifacts, run.script.heldout_num_samples, out) if state.is_main_process else []
-    end_process_group()
-    return lines
+    return result_lines(summary, trainer.artifacts, run.script.heldout_num_samples, out) if state.is_main_process else []
 
 
 def start_output_dir(run: RunConfig, out: Path, fresh: bool) -> None:
@@ -377,9 +387,8 @@ def build_trainer(run: RunConfig, plan: Plan, model: Any, tokenizer: Any) -> R1Z
     return trainer
 
 
-def run_training(trainer: R1ZeroTrainer, resume: str | None, watchdog: RankWatchdog | None = None) -> float:
-    """`trainer.train()` with SIGTERM turned into an interrupt; summary.json records a failure or interrupt. With
-    several processes, a failure caused by a lost or failed peer ends this rank with one line naming it."""
+def run_training(trainer: R1ZeroTrainer, resume: str | None) -> float:
+    """`trainer.train()` with SIGTERM turned into an interrupt; summary.json records a failure or interrupt."""
 
     def on_sigterm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -391,8 +400,6 @@ def run_training(trainer: R1ZeroTrainer, resume: str | None, watchdog: RankWatch
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         trainer.artifacts.write_summary(status, error=f"{type(e).__name__}: {first_line(e)}")
-        if watchdog is not None:
-            watchdog.explain(e)  # exits here when another rank was lost or failed first
         raise
     finally:
         signal.signal(signal.SIGTERM, previous_handler)

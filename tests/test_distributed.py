@@ -105,6 +105,8 @@ _init = trainer_module.R1ZeroTrainer.__init__
 
 
 def init(self, *a, **k):
+    if os.environ.get("R1_TEST_RAISE_BEFORE_TRAINING") and RANK == 1:  # the held-out phase and model load are done
+        raise RuntimeError("test failure " + "raised on rank %d" % RANK)
     _init(self, *a, **k)
     self.add_callback(Failures())
 
@@ -243,10 +245,11 @@ def test_rank_killed_mid_step_stops_the_others_with_one_line_and_resume_works(la
 
 
 @pytest.mark.timeout(600)
-def test_rank_killed_by_an_exception_shows_it_once(launcher, tmp_path):
+@pytest.mark.parametrize("when", ["R1_TEST_RAISE_AT_STEP", "R1_TEST_RAISE_BEFORE_TRAINING"])
+def test_rank_killed_by_an_exception_shows_it_once(when, launcher, tmp_path):
+    """At step 1, or before training (building the trainer): the other rank names the failed one, not a lost one."""
     out = tmp_path / "raised"
-    proc = run(two_processes(), launcher, out, "--per_device_train_batch_size", "4",
-               env={"R1_TEST_RAISE_AT_STEP": "1"})
+    proc = run(two_processes(), launcher, out, "--per_device_train_batch_size", "4", env={when: "1"})
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
     assert text.count("test failure raised on rank 1") == 1, text[-4000:]
