@@ -106,6 +106,9 @@ class FastRolloutMixin:
         policy_dtype = next(model.parameters()).dtype
         dtype_name = self.args.fast_rollout_dtype
         if backend == "exact":
+            if dtype_name != "auto" and parse_dtype(dtype_name) != policy_dtype:
+                self._log_rollout_path(f"fast rollout: the exact backend samples in the policy's {policy_dtype} "
+                                       f"(fast_rollout_dtype {dtype_name} applies to the compiled backend, on CUDA)")
             return backend, policy_dtype
         if dtype_name == "auto":
             dtype = torch.bfloat16 if (on_cuda and self.args.bf16) else policy_dtype

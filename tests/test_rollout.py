@@ -338,3 +338,21 @@ def test_compiled_backend_failure_falls_back_to_exact(tmp_path, caplog, monkeypa
     assert "compiled backend failed (RuntimeError: simulated compile failure)" in caplog.text
     assert "backend exact" in caplog.text
     assert len(logs) == 2 and trainer._r1_compiled_failed
+
+
+def test_auto_backend_on_cpu_says_the_rollout_dtype_is_not_used(caplog):
+    """`fast_rollout_backend: auto` is the exact backend off CUDA, which samples in the policy's dtype: a
+    fast_rollout_dtype the user set is named as unused, not silently ignored."""
+    from types import SimpleNamespace
+
+    if torch.cuda.is_available():
+        pytest.skip("auto is the compiled backend on CUDA")
+    trainer = SimpleNamespace(args=SimpleNamespace(fast_rollout_backend="auto", fast_rollout_dtype="bfloat16", bf16=False))
+    trainer._log_rollout_path = lambda message: FastRolloutMixin._log_rollout_path(trainer, message)
+    with caplog.at_level(logging.INFO, logger="r1.rollout"):
+        assert FastRolloutMixin._resolve_backend(trainer, torch.nn.Linear(2, 2)) == ("exact", torch.float32)
+        trainer.args.fast_rollout_dtype = "float32"  # the policy's own dtype: nothing to say
+        trainer._fast_rollout_logged = None
+        FastRolloutMixin._resolve_backend(trainer, torch.nn.Linear(2, 2))
+    assert caplog.text.count("fast_rollout_dtype bfloat16 applies to the compiled backend") == 1
+    assert "fast_rollout_dtype float32" not in caplog.text
