@@ -197,8 +197,7 @@ def reference(launcher, tmp_path_factory) -> list[dict]:
 
 
 @pytest.mark.timeout(600)
-# ZeRO-2 in `make test-slow` only (36 s here): ZeRO-3 and the multi-node test keep DeepSpeed in `make test`.
-@pytest.mark.parametrize("engine", [pytest.param(e, marks=pytest.mark.slow) if e == "zero2" else e for e in ENGINES])
+@pytest.mark.parametrize("engine", list(ENGINES))
 def test_engine_equals_one_process_and_resumes_after_kill(engine, reference, launcher, tmp_path):
     out = tmp_path / engine
     per_device = ["--per_device_train_batch_size", str(GLOBAL_BATCH // 2)]

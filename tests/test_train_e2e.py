@@ -83,7 +83,6 @@ def check_samples_show_problems(out: Path, config: str) -> None:
         assert s["prompt"] in {plan.template.render(r["problem"]) for r in found}
 
 
-@pytest.mark.slow  # 15 s; `make test` resumes exactly in test_reliability_runs (plain) and test_distributed (beta > 0)
 def test_tiny_qwen2_three_steps_then_exact_resume(tmp_path):
     config = "tests/configs/tiny_qwen2.yaml"
     args = ("--max_steps", "3", "--beta", "0.04", "--save_steps", "1")
