@@ -35,7 +35,14 @@ import yaml
 from r1.artifacts import CONFIG_FILE_NAME, atomic_write_json
 from r1.benchmarks import load_benchmarks
 from r1.errors import R1Error
-from r1.evaluation import check_output_dir, evaluate, problems_sha256, run_settings, validate_settings
+from r1.evaluation import (
+    check_output_dir,
+    evaluate,
+    is_code,
+    problems_sha256,
+    run_settings,
+    validate_settings,
+)
 from r1.generation import BACKENDS, VLLMGenerator, resolve_backend
 from r1.models import (
     DTYPE_NAMES,
@@ -215,7 +222,7 @@ def _load_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
 
 def default_template(benchmarks: dict[str, Any]) -> str:
     """`code` when every benchmark is a code benchmark (its problems carry `tests`), else DEFAULT_TEMPLATE."""
-    code = [bool(b["problems"]) and "tests" in b["problems"][0] for b in benchmarks.values()]
+    code = [is_code(b["problems"]) for b in benchmarks.values()]
     return "code" if code and all(code) else DEFAULT_TEMPLATE
 
 

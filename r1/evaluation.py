@@ -271,7 +271,7 @@ def evaluate(
     store = store or _SampleStore(None, settings, benchmark, data_sha256, keys, resume)  # ranks > 0 keep nothing
     new_tokens = _generate_missing(gen, tokenizer, problems, keys, get_template(template), settings, store, benchmark,
                                    progress and ranks.is_main, ranks)
-    metrics = ranks.agree(lambda: _metrics(store, keys, num_samples, code=_is_code(problems) or _is_countdown(problems)))
+    metrics = ranks.agree(lambda: _metrics(store, keys, num_samples, majority_vote=not (is_code(problems) or _is_countdown(problems))))
     metrics["wall_time_s"] = time.time() - start
     metrics["tokens_generated_this_run"] = new_tokens
     metrics["data_sha256"] = data_sha256
@@ -279,7 +279,7 @@ def evaluate(
     return metrics
 
 
-def _is_code(problems: Sequence[dict[str, Any]]) -> bool:
+def is_code(problems: Sequence[dict[str, Any]]) -> bool:
     """Code problems (r1.benchmarks: humaneval, mbpp, files with `tests`) carry the tests their programs must pass."""
     return bool(problems) and "tests" in problems[0]
 
@@ -289,10 +289,10 @@ def _is_countdown(problems: Sequence[dict[str, Any]]) -> bool:
     return bool(problems) and "target" in problems[0] and "nums" in problems[0]
 
 
-def _metrics(store: _SampleStore, keys: list[str], num_samples: int, code: bool = False) -> dict[str, Any]:
+def _metrics(store: _SampleStore, keys: list[str], num_samples: int, majority_vote: bool = True) -> dict[str, Any]:
     results = [[_as_result(store.done[(k, j)]) for j in range(num_samples)] for k in keys]
     # programs and equations have no canonical answer to vote on: no majority vote there (r1.scoring)
-    metrics = compute_metrics(results, None if code else cluster_answers)
+    metrics = compute_metrics(results, cluster_answers if majority_vote else None)
     metrics["unusable_references"] = sum(store.done[(k, 0)]["correct"] is None for k in keys)
     return metrics
 
@@ -404,7 +404,7 @@ def _generate_missing(
         for first in range(0, len(todo), ranks.world):
             mine = todo[first + ranks.rank] if first + ranks.rank < len(todo) else None
             if mine is None and lockstep:  # the last round, fewer batches than ranks: generate and drop one anyway
-                _run_batch(gen, batches[todo[first]], prompts, problems, keys, tmpl, settings, benchmark, grade_it=False)
+                _generate_batch(gen, batches[todo[first]], prompts, keys, settings)
             made = [] if mine is None else _run_batch(gen, batches[mine], prompts, problems, keys, tmpl, settings, benchmark)
             # regenerated only to repeat the batch shape: keep the stored one
             records = [r for r in ranks.gather(made) if (r["id"], r["sample_index"]) not in store.done]
@@ -421,23 +421,27 @@ def _generate_missing(
 
 def _run_batch(
     gen: Generator, batch: list[tuple[int, int]], prompts: list[str], problems: Sequence[dict[str, Any]],
-    keys: list[str], tmpl: Template, settings: dict[str, Any], benchmark: str, grade_it: bool = True,
+    keys: list[str], tmpl: Template, settings: dict[str, Any], benchmark: str,
 ) -> list[dict[str, Any]]:
-    """Generate and grade one batch of (problem index, sample index) pairs: one record per pair, in batch order
-    (nothing with `grade_it=False`: a stand-in generation that keeps sharded ranks in step)."""
-    completions: list[Completion] = gen.generate(
-        [prompts[i] for i, _ in batch], [sample_seed(settings["seed"], keys[i], j) for i, j in batch],
-        temperature=settings["temperature"], top_p=settings["top_p"], max_new_tokens=settings["max_new_tokens"],
-    )
-    if not grade_it:
-        return []
-    tests = [problems[i]["tests"] for i, _ in batch] if _is_code(problems) else None
+    """Generate and grade one batch of (problem index, sample index) pairs: one record per pair, in batch order."""
+    completions = _generate_batch(gen, batch, prompts, keys, settings)
+    tests = [problems[i]["tests"] for i, _ in batch] if is_code(problems) else None
     countdown = [(problems[i]["target"], problems[i]["nums"]) for i, _ in batch] if _is_countdown(problems) else None
     grades = grade([c.text for c in completions], [problems[i]["answer"] for i, _ in batch], tmpl, tests, countdown)
     return [
         _sample_record(benchmark, keys[i], j, problems[i], c, g)
         for (i, j), c, g in zip(batch, completions, grades, strict=True)
     ]
+
+
+def _generate_batch(
+    gen: Generator, batch: list[tuple[int, int]], prompts: list[str], keys: list[str], settings: dict[str, Any],
+) -> list[Completion]:
+    """The completions of one batch, each (problem, sample) pair with its own seed."""
+    return gen.generate(
+        [prompts[i] for i, _ in batch], [sample_seed(settings["seed"], keys[i], j) for i, j in batch],
+        temperature=settings["temperature"], top_p=settings["top_p"], max_new_tokens=settings["max_new_tokens"],
+    )
 
 
 def _sample_record(benchmark: str, key: str, j: int, problem: dict[str, Any], c: Completion, g: dict[str, Any]) -> dict[str, Any]:

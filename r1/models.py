@@ -136,7 +136,7 @@ def _check_local_folder(path: Path, *, trust_remote_code: bool) -> Path:
             f"model path {str(path)!r} is a file, not a model folder; pass the folder that holds config.json"
         )
     config_path = path / "config.json"
-    if not config_path.is_file() and (path / ADAPTER_CONFIG).is_file():  # a LoRA run's output_dir or checkpoint-N
+    if is_adapter_folder(path):  # a LoRA run's output_dir or checkpoint-N
         resolve_model(adapter_base(path), trust_remote_code=trust_remote_code)  # its base must resolve too
         return path.resolve()
     if not config_path.is_file():
